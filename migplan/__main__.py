@@ -1,0 +1,5 @@
+"""`python -m migplan`."""
+
+from migplan.cli import main
+
+main()

@@ -1,0 +1,880 @@
+"""The `migplan` command: click only; every command is glue over the library.
+
+Heavy modules (SQLAlchemy, Alembic, Flask) are imported inside the commands that
+need them, so that `migplan --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import TypeVar
+
+import click
+
+from migplan import __version__
+from migplan.errors import MigplanError
+from migplan.errors import Refused
+from migplan.errors import mask
+
+if TYPE_CHECKING:
+    from migplan.config import Environment
+    from migplan.config import Project
+    from migplan.executor import ApplyResult
+    from migplan.executor import Progress
+    from migplan.planner import Plan
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_CHANGES = 2
+EXIT_INTERNAL = 3
+
+
+class MigplanGroup(click.Group):
+    """Turns MigplanError into one line on stderr and exit 1; a bug into exit 3."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.Abort, click.ClickException):
+            raise
+        except MigplanError as err:
+            raise click.ClickException(str(err)) from None
+        except Exception as err:
+            if os.environ.get("MIGPLAN_DEBUG"):
+                raise
+            text = mask(" ".join(str(err).split()))
+            click.echo(f"Error: internal error: {type(err).__name__}: {text}", err=True)
+            ctx.exit(EXIT_INTERNAL)
+
+
+@dataclass
+class State:
+    """What every command shares: where migplan.yaml is, loaded on first use."""
+
+    config_path: str | None = None
+    _project: Project | None = field(default=None, repr=False)
+
+    @property
+    def project(self) -> Project:
+        if self._project is None:
+            from migplan import config
+
+            self._project = config.load_config(self.config_path)
+        return self._project
+
+
+pass_state = click.make_pass_decorator(State, ensure=True)
+
+env_argument = click.argument("env_name", metavar="[ENV]", required=False)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+yes_option = click.option(
+    "--yes",
+    "-y",
+    is_flag=True,
+    help="Do not ask for confirmation (needed for protected environments without a terminal).",
+)
+lock_timeout_option = click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help="How long to wait for another migplan's lock (default: the environment's lock_timeout, 300).",
+)
+
+
+@click.group(cls=MigplanGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    metavar="PATH",
+    envvar="MIGPLAN_CONFIG",
+    help="migplan.yaml to use (default: $MIGPLAN_CONFIG, else ./migplan.yaml).",
+)
+@click.version_option(__version__, prog_name="migplan")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
+    """Plan and apply Alembic migrations per environment, from migplan.yaml."""
+    ctx.obj = State(config_path)
+
+
+# -- plan ----------------------------------------------------------------------
+
+
+@cli.command("plan")
+@env_argument
+@json_option
+@click.option(
+    "--sql",
+    "as_sql",
+    is_flag=True,
+    help="Print the SQL of each step (Alembic offline mode).",
+)
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Save the plan to a file for `apply --plan`.",
+)
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when up to date, 2 when changes are pending, 1 on error.",
+)
+@pass_state
+def plan_command(
+    state: State,
+    env_name: str | None,
+    as_json: bool,
+    as_sql: bool,
+    out: str | None,
+    detailed_exitcode: bool,
+) -> None:
+    """Show the steps that would bring ENV to its target."""
+    from migplan import database
+    from migplan import render
+
+    project = state.project
+    env = project.environment(env_name)
+    plan = _make_plan(project, env)
+    if out:
+        _save_plan(plan, env, Path(out))
+    if as_json:
+        click.echo(render.plan_json(plan))
+    elif as_sql:
+        from migplan import executor
+
+        chunks = executor.render_sql(project, env, project.graph, plan)
+        click.echo(render.plan_sql(plan, chunks), nl=False)
+    else:
+        click.echo(render.plan_text(plan, database.display_url(env.url)))
+        if out:
+            click.echo(
+                f"Saved to {out}; apply it with: migplan apply {env.name} --plan {out}"
+            )
+    if detailed_exitcode and not plan.up_to_date:
+        sys.exit(EXIT_CHANGES)
+
+
+def _make_plan(project: Project, env: Environment) -> Plan:
+    from migplan import database
+    from migplan import planner
+
+    graph = project.graph
+    current = database.read_heads(
+        env.url, project.version_table, project.version_table_schema
+    )
+    return planner.make_plan(
+        graph,
+        current,
+        env.target,
+        environment=env.name,
+        dialect=database.dialect_name(env.url),
+    )
+
+
+def _save_plan(plan: Plan, env: Environment, path: Path) -> None:
+    from migplan import saved
+
+    try:
+        path.write_text(saved.dumps(plan, env), encoding="utf-8")
+    except OSError as err:
+        raise MigplanError(f"cannot write {path}: {err.strerror}") from err
+
+
+# -- apply ---------------------------------------------------------------------
+
+
+@cli.command("apply")
+@env_argument
+@yes_option
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.Path(dir_okay=False),
+    help="Apply exactly this saved plan (from `plan -o`).",
+)
+@lock_timeout_option
+@pass_state
+def apply_command(
+    state: State,
+    env_name: str | None,
+    yes: bool,
+    plan_file: str | None,
+    lock_timeout: float | None,
+) -> None:
+    """Bring ENV to its target: show the plan, then run it."""
+    from migplan import database
+    from migplan import executor
+    from migplan import render
+
+    project = state.project
+    env = project.environment(env_name)
+    if plan_file:
+        from migplan import saved
+
+        plan = saved.load(Path(plan_file), project, env)
+    else:
+        plan = _make_plan(project, env)
+    click.echo(render.plan_text(plan, database.display_url(env.url)))
+    if plan.up_to_date:
+        return
+    _confirm(env, "apply", yes)
+    result = executor.apply(
+        project,
+        env,
+        project.graph,
+        plan,
+        replan=plan_file is None,
+        progress=_progress_printer(),
+        on_wait=_say,
+        lock_timeout=lock_timeout,
+    )
+    _finish(result)
+
+
+def _finish(result: ApplyResult) -> None:
+    from migplan import render
+
+    if not result.ok:
+        from migplan.errors import MigrationFailed
+
+        raise MigrationFailed(render.failure_message(result))
+    click.echo(render.apply_outcome(result))
+
+
+def _confirm(env: Environment, action: str, yes: bool) -> None:
+    if not env.protected or yes:
+        return
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise Refused(f"environment {env.name!r} is protected; pass --yes to {action}")
+    typed = click.prompt(
+        f"{env.name!r} is protected. Type its name to {action}",
+        default="",
+        show_default=False,
+    )
+    if typed != env.name:
+        raise Refused(f"{action} cancelled: {typed!r} is not {env.name!r}")
+
+
+def _say(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _progress_printer() -> Callable[[Progress], None]:
+    from migplan import render
+
+    live = sys.stdout.isatty()
+
+    def show(event: Progress) -> None:
+        line = render.progress_line(event)
+        if event.event == "start":
+            if live:
+                click.echo(line, nl=False)
+            else:
+                click.echo(line)
+        elif live:
+            click.echo("\r\033[K" + line)
+        else:
+            click.echo(line)
+
+    return show
+
+
+# -- rollback --------------------------------------------------------------------
+
+
+@cli.command("rollback")
+@env_argument
+@click.option("--to", "to", metavar="REV", help="Revision to go back to (or 'base').")
+@click.option(
+    "--steps", type=click.IntRange(min=1), help="Number of migrations to undo."
+)
+@click.option("--dry-run", is_flag=True, help="Show the rollback plan and stop.")
+@json_option
+@yes_option
+@lock_timeout_option
+@pass_state
+def rollback_command(
+    state: State,
+    env_name: str | None,
+    to: str | None,
+    steps: int | None,
+    dry_run: bool,
+    as_json: bool,
+    yes: bool,
+    lock_timeout: float | None,
+) -> None:
+    """Downgrade ENV, within its rollback policy."""
+    from migplan import database
+    from migplan import executor
+    from migplan import planner
+    from migplan import policy
+    from migplan import render
+    from migplan.errors import PolicyViolation
+
+    if (to is None) == (steps is None):
+        raise click.UsageError("give exactly one of --to REV or --steps N")
+    project = state.project
+    env = project.environment(env_name)
+    graph = project.graph
+    current = database.read_heads(
+        env.url, project.version_table, project.version_table_schema
+    )
+    plan = planner.make_downgrade_plan(
+        graph,
+        current,
+        to if to is not None else f"-{steps}",
+        environment=env.name,
+        dialect=database.dialect_name(env.url),
+    )
+    click.echo(
+        render.plan_json(plan)
+        if as_json
+        else render.plan_text(plan, database.display_url(env.url))
+    )
+    violations = policy.check_rollback(plan, env)
+    if violations:
+        raise PolicyViolation(
+            "rollback refused: " + "; ".join(v.message for v in violations)
+        )
+    if dry_run or plan.up_to_date:
+        return
+    _confirm(env, "roll back", yes)
+    result = executor.apply(
+        project,
+        env,
+        graph,
+        plan,
+        replan=False,
+        progress=_progress_printer(),
+        on_wait=_say,
+        lock_timeout=lock_timeout,
+    )
+    _finish(result)
+
+
+# -- status / validate -----------------------------------------------------------
+
+
+@cli.command("status")
+@json_option
+@pass_state
+def status_command(state: State, as_json: bool) -> None:
+    """Show every environment: current revision, target, pending steps."""
+    from migplan import render
+    from migplan import status
+
+    rows = status.collect(state.project)
+    click.echo(
+        json.dumps([r.to_dict() for r in rows], indent=2)
+        if as_json
+        else render.status_text(rows)
+    )
+
+
+@cli.command("validate")
+@click.option(
+    "--env",
+    "-e",
+    "env_name",
+    help="Also check this environment's database (read-only).",
+)
+@pass_state
+def validate_command(state: State, env_name: str | None) -> None:
+    """Check migplan.yaml and that every target resolves, without touching databases."""
+    from migplan import validate
+
+    problems = validate.check(state.config_path, env_name)
+    for problem in problems:
+        click.echo(f"Error: {problem}", err=True)
+    if problems:
+        sys.exit(1)
+    click.echo("migplan.yaml is valid; every target resolves.")
+
+
+# -- db: the Flask-Migrate command set ----------------------------------------------
+
+directory_option = click.option(
+    "-d",
+    "--directory",
+    default=None,
+    help='Migration script directory (default: "migrations" in migplan.yaml).',
+)
+db_env_option = click.option(
+    "-e",
+    "--env",
+    "env_name",
+    default=None,
+    help="Environment whose database to use (default: default_env).",
+)
+
+
+def _db_options_decorator(f: F) -> F:
+    return db_env_option(directory_option(f))
+
+
+x_arg_option = click.option(
+    "-x",
+    "--x-arg",
+    multiple=True,
+    help="Additional arguments consumed by custom env.py scripts.",
+)
+sql_option = click.option(
+    "--sql",
+    is_flag=True,
+    help="Don't emit SQL to database - dump to standard output instead.",
+)
+tag_option = click.option(
+    "--tag",
+    default=None,
+    help='Arbitrary "tag" name - can be used by custom env.py scripts.',
+)
+rev_id_option = click.option(
+    "--rev-id",
+    default=None,
+    help="Specify a hardcoded revision id instead of generating one.",
+)
+branch_label_option = click.option(
+    "--branch-label",
+    default=None,
+    help="Specify a branch label to apply to the new revision.",
+)
+
+
+@dataclass(frozen=True)
+class DbOptions:
+    """Options given to `migplan db` itself, before the subcommand."""
+
+    env_name: str | None = None
+    directory: str | None = None
+    x_arg: tuple[str, ...] = ()
+
+
+def _db_options() -> DbOptions:
+    found = click.get_current_context().meta.get("migplan.db")
+    return found if isinstance(found, DbOptions) else DbOptions()
+
+
+def _db(
+    state: State, env_name: str | None, directory: str | None
+) -> tuple[Project, Environment, str | None]:
+    """Return the project, the environment and the directory a db command runs on."""
+    options = _db_options()
+    project = state.project
+    env = project.environment(env_name or options.env_name)
+    return project, env, directory or options.directory
+
+
+def _x(x_arg: tuple[str, ...]) -> tuple[str, ...]:
+    return _db_options().x_arg + x_arg
+
+
+@cli.group("db", cls=MigplanGroup)
+@db_env_option
+@directory_option
+@x_arg_option
+@click.pass_context
+def db_group(
+    ctx: click.Context,
+    env_name: str | None,
+    directory: str | None,
+    x_arg: tuple[str, ...],
+) -> None:
+    """Perform database migrations (the Flask-Migrate `db` commands)."""
+    ctx.meta["migplan.db"] = DbOptions(env_name, directory, x_arg)
+
+
+@db_group.command("list-templates")
+def db_list_templates_command() -> None:
+    """List available templates."""
+    from migplan import dbcommands
+
+    click.echo("Available templates:\n")
+    for name, synopsis in dbcommands.list_templates():
+        click.echo(f"{name} - {synopsis}")
+
+
+@db_group.command("init")
+@directory_option
+@click.option("--multidb", is_flag=True, help="Support multiple databases.")
+@click.option(
+    "-t",
+    "--template",
+    default=None,
+    help='Repository template to use (default is "migplan").',
+)
+@click.option(
+    "--package",
+    is_flag=True,
+    help="Write empty __init__.py files to the environment and version locations.",
+)
+@pass_state
+def db_init_command(
+    state: State,
+    directory: str | None,
+    multidb: bool,
+    template: str | None,
+    package: bool,
+) -> None:
+    """Creates a new migration repository (and a starter migplan.yaml if none exists)."""
+    from migplan import config
+    from migplan import dbcommands
+
+    directory = directory or _db_options().directory
+    config_file = Path(
+        state.config_path or os.environ.get(config.CONFIG_ENV_VAR) or config.CONFIG_NAME
+    )
+    if config_file.is_dir():
+        config_file = config_file / config.CONFIG_NAME
+    if directory is not None:
+        migrations = Path(directory)
+    elif config_file.exists():
+        migrations = state.project.migrations
+    else:
+        migrations = config_file.parent / "migrations"
+    dbcommands.init(migrations, multidb=multidb, template=template, package=package)
+    if dbcommands.write_starter_config(config_file, migrations):
+        click.echo(
+            f"Wrote {config_file}: edit its environments, then run 'migplan plan'."
+        )
+
+
+def _revision_options(f: F) -> F:
+    for option in reversed(
+        [
+            click.option("-m", "--message", default=None, help="Revision message"),
+            sql_option,
+            click.option(
+                "--head",
+                default="head",
+                help="Specify head revision or <branchname>@head to base new revision on",
+            ),
+            click.option(
+                "--splice",
+                is_flag=True,
+                help='Allow a non-head revision as the "head" to splice onto',
+            ),
+            branch_label_option,
+            click.option(
+                "--version-path",
+                default=None,
+                help="Specify specific path from config for version file",
+            ),
+            rev_id_option,
+            click.option(
+                "--depends-on",
+                default=None,
+                help="Specify one or more revision identifiers which this revision should depend on",
+            ),
+        ]
+    ):
+        f = option(f)
+    return f
+
+
+@db_group.command("revision")
+@_db_options_decorator
+@_revision_options
+@click.option(
+    "--autogenerate",
+    is_flag=True,
+    help="Populate revision script with candidate migration operations, based on comparison of database to model",
+)
+@x_arg_option
+@pass_state
+def db_revision_command(
+    state: State,
+    /,
+    env_name: str | None,
+    directory: str | None,
+    autogenerate: bool,
+    x_arg: tuple[str, ...],
+    **options: Any,
+) -> None:
+    """Create a new revision file."""
+    from migplan import dbcommands
+
+    project, env, directory = _db(state, env_name, directory)
+    dbcommands.revision(
+        project,
+        env,
+        autogenerate=autogenerate,
+        x_arg=_x(x_arg),
+        directory=directory,
+        **options,
+    )
+
+
+@db_group.command("migrate")
+@_db_options_decorator
+@_revision_options
+@x_arg_option
+@pass_state
+def db_migrate_command(
+    state: State,
+    /,
+    env_name: str | None,
+    directory: str | None,
+    x_arg: tuple[str, ...],
+    **options: Any,
+) -> None:
+    """Autogenerate a new revision file (Alias for 'revision --autogenerate')."""
+    from migplan import dbcommands
+
+    project, env, directory = _db(state, env_name, directory)
+    dbcommands.revision(
+        project, env, autogenerate=True, x_arg=_x(x_arg), directory=directory, **options
+    )
+
+
+@db_group.command("edit")
+@_db_options_decorator
+@click.argument("revision", default="head")
+@pass_state
+def db_edit_command(
+    state: State, env_name: str | None, directory: str | None, revision: str
+) -> None:
+    """Edit a revision file."""
+    from migplan import dbcommands
+
+    project, env, directory = _db(state, env_name, directory)
+    dbcommands.edit(project, env, revision, directory=directory)
+
+
+@db_group.command("merge")
+@_db_options_decorator
+@click.option("-m", "--message", default=None, help="Merge revision message")
+@branch_label_option
+@rev_id_option
+@click.argument("revisions", nargs=-1)
+@pass_state
+def db_merge_command(
+    state: State,
+    env_name: str | None,
+    directory: str | None,
+    message: str | None,
+    branch_label: str | None,
+    rev_id: str | None,
+    revisions: tuple[str, ...],
+) -> None:
+    """Merge two revisions together, creating a new revision file."""
+    from migplan import dbcommands
+
+    project, env, directory = _db(state, env_name, directory)
+    dbcommands.merge(
+        project,
+        env,
+        revisions,
+        message=message,
+        branch_label=branch_label,
+        rev_id=rev_id,
+        directory=directory,
+    )
+
+
+@db_group.command("upgrade")
+@_db_options_decorator
+@sql_option
+@tag_option
+@x_arg_option
+@click.argument("revision", default="head")
+@pass_state
+def db_upgrade_command(
+    state: State,
+    env_name: str | None,
+    directory: str | None,
+    sql: bool,
+    tag: str | None,
+    x_arg: tuple[str, ...],
+    revision: str,
+) -> None:
+    """Upgrade to a later version."""
+    from migplan import dbcommands
+
+    project, env, directory = _db(state, env_name, directory)
+    dbcommands.upgrade(
+        project, env, revision, sql=sql, tag=tag, x_arg=_x(x_arg), directory=directory
+    )
+
+
+@db_group.command("downgrade")
+@_db_options_decorator
+@sql_option
+@tag_option
+@x_arg_option
+@click.argument("revision", default="-1")
+@pass_state
+def db_downgrade_command(
+    state: State,
+    env_name: str | None,
+    directory: str | None,
+    sql: bool,
+    tag: str | None,
+    x_arg: tuple[str, ...],
+    revision: str,
+) -> None:
+    """Revert to a previous version."""
+    from migplan import dbcommands
+
+    project, env, directory = _db(state, env_name, directory)
+    dbcommands.downgrade(
+        project, env, revision, sql=sql, tag=tag, x_arg=_x(x_arg), directory=directory
+    )
+
+
+@db_group.command("show")
+@_db_options_decorator
+@click.argument("revision", default="head")
+@pass_state
+def db_show_command(
+    state: State, env_name: str | None, directory: str | None, revision: str
+) -> None:
+    """Show the revision denoted by the given symbol."""
+    from migplan import dbcommands
+
+    project, env, directory = _db(state, env_name, directory)
+    dbcommands.show(project, env, revision, directory=directory)
+
+
+@db_group.command("history")
+@_db_options_decorator
+@click.option(
+    "-r",
+    "--rev-range",
+    default=None,
+    help="Specify a revision range; format is [start]:[end]",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Use more verbose output")
+@click.option("-i", "--indicate-current", is_flag=True, help="Indicate current version")
+@pass_state
+def db_history_command(
+    state: State,
+    env_name: str | None,
+    directory: str | None,
+    rev_range: str | None,
+    verbose: bool,
+    indicate_current: bool,
+) -> None:
+    """List changeset scripts in chronological order."""
+    from migplan import dbcommands
+
+    project, env, directory = _db(state, env_name, directory)
+    dbcommands.history(
+        project,
+        env,
+        rev_range=rev_range,
+        verbose=verbose,
+        indicate_current=indicate_current,
+        directory=directory,
+    )
+
+
+@db_group.command("heads")
+@_db_options_decorator
+@click.option("-v", "--verbose", is_flag=True, help="Use more verbose output")
+@click.option(
+    "--resolve-dependencies",
+    is_flag=True,
+    help="Treat dependency versions as down revisions",
+)
+@pass_state
+def db_heads_command(
+    state: State,
+    env_name: str | None,
+    directory: str | None,
+    verbose: bool,
+    resolve_dependencies: bool,
+) -> None:
+    """Show current available heads in the script directory."""
+    from migplan import dbcommands
+
+    project, env, directory = _db(state, env_name, directory)
+    dbcommands.heads(
+        project,
+        env,
+        verbose=verbose,
+        resolve_dependencies=resolve_dependencies,
+        directory=directory,
+    )
+
+
+@db_group.command("branches")
+@_db_options_decorator
+@click.option("-v", "--verbose", is_flag=True, help="Use more verbose output")
+@pass_state
+def db_branches_command(
+    state: State, env_name: str | None, directory: str | None, verbose: bool
+) -> None:
+    """Show current branch points."""
+    from migplan import dbcommands
+
+    project, env, directory = _db(state, env_name, directory)
+    dbcommands.branches(project, env, verbose=verbose, directory=directory)
+
+
+@db_group.command("current")
+@_db_options_decorator
+@click.option("-v", "--verbose", is_flag=True, help="Use more verbose output")
+@pass_state
+def db_current_command(
+    state: State, env_name: str | None, directory: str | None, verbose: bool
+) -> None:
+    """Display the current revision for each database."""
+    from migplan import dbcommands
+
+    project, env, directory = _db(state, env_name, directory)
+    dbcommands.current(project, env, verbose=verbose, directory=directory)
+
+
+@db_group.command("stamp")
+@_db_options_decorator
+@sql_option
+@tag_option
+@click.option(
+    "--purge",
+    is_flag=True,
+    help="Delete the version in the alembic_version table before stamping",
+)
+@click.argument("revision", default="head")
+@pass_state
+def db_stamp_command(
+    state: State,
+    env_name: str | None,
+    directory: str | None,
+    sql: bool,
+    tag: str | None,
+    purge: bool,
+    revision: str,
+) -> None:
+    """'stamp' the revision table with the given revision; don't run any migrations."""
+    from migplan import dbcommands
+
+    project, env, directory = _db(state, env_name, directory)
+    dbcommands.stamp(
+        project, env, revision, sql=sql, tag=tag, purge=purge, directory=directory
+    )
+
+
+@db_group.command("check")
+@_db_options_decorator
+@pass_state
+def db_check_command(state: State, env_name: str | None, directory: str | None) -> None:
+    """Check if there are any new operations to migrate."""
+    from migplan import dbcommands
+
+    project, env, directory = _db(state, env_name, directory)
+    dbcommands.check(project, env, directory=directory)
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    cli(prog_name="migplan")

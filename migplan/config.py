@@ -1,0 +1,505 @@
+"""Find and read migplan.yaml: YAML, schema check, ${VAR} expansion -> Project."""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+import os
+import re
+from collections.abc import Iterator
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import TYPE_CHECKING
+from typing import Literal
+from typing import cast
+
+import yaml
+
+from migplan.errors import ConfigError
+from migplan.errors import UnknownEnvironment
+from migplan.errors import register_secret
+
+if TYPE_CHECKING:
+    import jsonschema
+
+    from migplan.revisions import RevisionGraph
+
+CONFIG_NAME = "migplan.yaml"
+CONFIG_ENV_VAR = "MIGPLAN_CONFIG"
+SCHEMA_PATH = Path(__file__).with_name("migplan.schema.json")
+
+Target = tuple[str, ...]
+"""A declared target: one revision expression, or one per branch."""
+
+OnFailure = Literal["stop", "rollback"]
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a value sits in migplan.yaml, for error messages."""
+
+    file: Path
+    line: int
+    path: str
+
+    def error(self, message: str) -> ConfigError:
+        """Return a ConfigError that names the file, line and key path."""
+        where = f"{self.path}: " if self.path else ""
+        return ConfigError(f"{self.file.name}:{self.line}: {where}{message}")
+
+
+@dataclass(frozen=True)
+class RollbackPolicy:
+    """How far `migplan rollback` may go in one environment."""
+
+    allowed: bool = True
+    max_steps: int | None = None
+    allow_destructive: bool = True
+
+
+@dataclass(frozen=True)
+class Environment:
+    """One deployment environment: a database, its target, its policies."""
+
+    name: str
+    url_template: str
+    target: Target
+    protected: bool = False
+    on_failure: OnFailure = "stop"
+    rollback: RollbackPolicy = RollbackPolicy()
+    lock_timeout: float = 300.0
+    location: Location | None = field(default=None, compare=False)
+    url_location: Location | None = field(default=None, compare=False)
+
+    @functools.cached_property
+    def url(self) -> str:
+        """The database URL with ${VAR} expanded and relative SQLite paths resolved."""
+        url = expand_vars(self.url_template, self.url_location)
+        root = self.location.file.parent if self.location else Path.cwd()
+        return _resolve_sqlite_path(url, root, self.url_location)
+
+    @property
+    def target_text(self) -> str:
+        """The target as written in migplan.yaml."""
+        return " ".join(self.target)
+
+
+@dataclass(frozen=True)
+class Project:
+    """A loaded migplan.yaml: where the revisions live and every environment."""
+
+    path: Path
+    migrations: Path
+    environments: Mapping[str, Environment]
+    default_env: str | None = None
+    app: str | None = None
+    metadata: str | None = None
+    version_table: str = "alembic_version"
+    version_table_schema: str | None = None
+    audit_table: str = "migplan_audit"
+
+    @property
+    def root(self) -> Path:
+        """The folder of migplan.yaml; relative paths resolve against it."""
+        return self.path.parent
+
+    def environment(self, name: str | None = None) -> Environment:
+        """Return the environment `name` (default: `default_env`)."""
+        if name is None:
+            if self.default_env is None:
+                if len(self.environments) == 1:
+                    return next(iter(self.environments.values()))
+                raise ConfigError(
+                    f"{self.path.name}: no environment given and no default_env "
+                    f"set (known: {', '.join(self.environments)})"
+                )
+            name = self.default_env
+        try:
+            return self.environments[name]
+        except KeyError:
+            raise UnknownEnvironment(
+                _unknown(f"environment {name!r}", name, self.environments)
+            ) from None
+
+    @functools.cached_property
+    def graph(self) -> RevisionGraph:
+        """The revision graph of the migrations folder, read on first use."""
+        from migplan import revisions
+
+        return revisions.load_graph(revisions.alembic_config(self), root=self.root)
+
+
+def _unknown(what: str, name: str, known: Sequence[str] | Mapping[str, object]) -> str:
+    names = sorted(known)
+    close = difflib.get_close_matches(name, names, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown {what} (known: {', '.join(names)}){hint}"
+
+
+def find_config(path: str | os.PathLike[str] | None = None) -> Path:
+    """Return the config file: `path`, else $MIGPLAN_CONFIG, else ./migplan.yaml."""
+    if path is None:
+        path = os.environ.get(CONFIG_ENV_VAR) or CONFIG_NAME
+    found = Path(path)
+    if found.is_dir():
+        found = found / CONFIG_NAME
+    if not found.is_file():
+        raise ConfigError(
+            f"{found}: no such file (create one with 'migplan db init', or pass "
+            f"-c PATH or set ${CONFIG_ENV_VAR})"
+        )
+    return found.absolute()
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Project:
+    """Read, validate and return the project described by migplan.yaml.
+
+    :param path: the config file; default $MIGPLAN_CONFIG, else ./migplan.yaml.
+    :raises ConfigError: the file is missing, malformed or invalid; the message
+        names the file, the line and the key.
+    """
+    file = find_config(path)
+    document = read_document(file)
+    errors = check_document(document)
+    if errors:
+        raise errors[0]
+    return _build_project(document)
+
+
+@dataclass(frozen=True)
+class Document:
+    """migplan.yaml as data plus the YAML nodes that locate each value."""
+
+    file: Path
+    data: dict[str, object]
+    node: yaml.Node
+
+    def locate(self, path: Sequence[str | int], at_key: bool = False) -> Location:
+        """Return the location of the value (or, with at_key, the key) at `path`."""
+        node: yaml.Node = self.node
+        line = node.start_mark.line + 1
+        for part in path:
+            child = _child(node, part)
+            if child is None:
+                break
+            key_node, node = child
+            line = (key_node if at_key else node).start_mark.line + 1
+        return Location(self.file, line, _dotted(path))
+
+
+def _child(node: yaml.Node, part: str | int) -> tuple[yaml.Node, yaml.Node] | None:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.value == str(part):
+                return key, value
+    elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+        if 0 <= part < len(node.value):
+            item = node.value[part]
+            return item, item
+    return None
+
+
+def _dotted(path: Sequence[str | int]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else part
+    return text
+
+
+def read_document(file: Path) -> Document:
+    """Parse `file` with YAML's safe loader, keeping the node tree for line numbers."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{file.name}: cannot read: {err}") from err
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise ConfigError(f"{file.name}:1: the file is empty")
+        _check_duplicate_keys(file, node)
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"{mark.line + 1}:{mark.column + 1}" if mark else "1"
+        problem = err.problem or err.context or "invalid YAML"
+        raise ConfigError(f"{file.name}:{where}: {problem}") from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{file.name}: invalid YAML: {err}") from err
+    finally:
+        loader.dispose()
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{file.name}:{node.start_mark.line + 1}: expected a mapping at the top "
+            f"level, got {_type_name(data)}"
+        )
+    _keep_revision_text(data, node)
+    return Document(file, data, node)
+
+
+def _check_duplicate_keys(file: Path, node: yaml.Node) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                if key.value in seen:
+                    raise ConfigError(
+                        f"{file.name}:{key.start_mark.line + 1}: duplicate key "
+                        f"{key.value!r}"
+                    )
+                seen.add(key.value)
+            _check_duplicate_keys(file, value)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _check_duplicate_keys(file, item)
+
+
+def _keep_revision_text(data: dict[str, object], node: yaml.Node) -> None:
+    """Use the text as written for targets YAML read as numbers (``0123``, ``1e10``)."""
+    envs = data.get("environments")
+    if not isinstance(envs, dict):
+        return
+    for name, env in envs.items():
+        if not isinstance(env, dict) or "target" not in env:
+            continue
+        found = _child(node, "environments")
+        found = found and _child(found[1], name)
+        found = found and _child(found[1], "target")
+        if not found:
+            continue
+        target_node = found[1]
+        if isinstance(target_node, yaml.ScalarNode) and _is_number(env["target"]):
+            env["target"] = target_node.value
+        elif isinstance(target_node, yaml.SequenceNode) and isinstance(
+            env["target"], list
+        ):
+            env["target"] = [
+                item.value
+                if isinstance(item, yaml.ScalarNode) and _is_number(value)
+                else value
+                for item, value in zip(target_node.value, env["target"], strict=True)
+            ]
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@functools.cache
+def schema() -> dict[str, object]:
+    """Return the JSON Schema of migplan.yaml."""
+    return cast(dict[str, object], json.loads(SCHEMA_PATH.read_text("utf-8")))
+
+
+def check_document(document: Document) -> list[ConfigError]:
+    """Return every schema and consistency error of `document`, in file order."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema())
+    found: list[tuple[int, ConfigError]] = []
+    for err in validator.iter_errors(document.data):
+        best = jsonschema.exceptions.best_match([err])
+        location, message = _describe(document, best)
+        found.append((location.line, location.error(message)))
+    if not found:
+        found.extend(_check_references(document))
+    found.sort(key=lambda item: item[0])
+    return [error for _, error in found]
+
+
+def _describe(
+    document: Document, err: jsonschema.ValidationError
+) -> tuple[Location, str]:
+    path = list(err.absolute_path)
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+        schema = cast(dict[str, object], err.schema)
+        allowed = cast(dict[str, object], schema.get("properties", {}))
+        extra = [key for key in err.instance if key not in allowed]
+        if extra:
+            key = str(extra[0])
+            location = document.locate([*path, key], at_key=True)
+            close = difflib.get_close_matches(key, list(allowed), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            known = ", ".join(allowed)
+            return location, f"unknown key {key!r} (known: {known}){hint}"
+    if err.validator == "required":
+        return document.locate(path, at_key=True), err.message
+    if err.validator == "propertyNames":
+        return document.locate([*path, str(err.instance)], at_key=True), (
+            f"{err.instance!r} is not a valid environment name (letters, digits, "
+            "'_', '-' and '.')"
+        )
+    if err.validator in ("oneOf", "anyOf") and err.context:
+        deepest = max(err.context, key=lambda e: len(e.absolute_path))
+        if len(deepest.absolute_path) > len(err.absolute_path):
+            return _describe(document, deepest)
+    return document.locate(path), _short_message(err)
+
+
+def _short_message(err: jsonschema.ValidationError) -> str:
+    if err.validator == "type":
+        return (
+            f"expected {_expected(err.validator_value)}, got {_type_name(err.instance)}"
+        )
+    if err.validator == "enum":
+        choices = ", ".join(repr(c) for c in cast(list[object], err.validator_value))
+        return f"{err.instance!r} is not one of {choices}"
+    if err.validator == "oneOf" and isinstance(err.instance, (list, dict)):
+        return f"expected a revision or a list of revisions, got {_type_name(err.instance)}"
+    if err.validator == "pattern" and isinstance(err.instance, str):
+        return f"{err.instance!r} is not valid here"
+    return err.message
+
+
+def _expected(types: object) -> str:
+    names = {
+        "string": "a string",
+        "integer": "an integer",
+        "number": "a number",
+        "boolean": "true or false",
+        "object": "a mapping",
+        "array": "a list",
+        "null": "null",
+    }
+    if isinstance(types, list):
+        return " or ".join(names.get(str(t), str(t)) for t in types)
+    return names.get(str(types), str(types))
+
+
+def _type_name(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _check_references(document: Document) -> Iterator[tuple[int, ConfigError]]:
+    data = document.data
+    envs = cast(dict[str, dict[str, object]], data["environments"])
+    default = data.get("default_env")
+    if isinstance(default, str) and default not in envs:
+        location = document.locate(["default_env"])
+        message = _unknown(f"environment {default!r}", default, envs)
+        yield location.line, location.error(message)
+    for name, env in envs.items():
+        url = cast(str, env["url"])
+        for match in _VAR.finditer(url):
+            if match.group(2) is not None and "$" in match.group(2):
+                location = document.locate(["environments", name, "url"])
+                yield location.line, location.error("nested ${...} is not supported")
+
+
+def _build_project(document: Document) -> Project:
+    data = document.data
+    root = document.file.parent
+    environments: dict[str, Environment] = {}
+    for name, raw in cast(dict[str, dict[str, object]], data["environments"]).items():
+        environments[name] = _build_environment(document, name, raw)
+    migrations = root / cast(str, data.get("migrations", "migrations"))
+    return Project(
+        path=document.file,
+        migrations=migrations,
+        environments=environments,
+        default_env=cast("str | None", data.get("default_env")),
+        app=cast("str | None", data.get("app")),
+        metadata=cast("str | None", data.get("metadata")),
+        version_table=cast(str, data.get("version_table", "alembic_version")),
+        version_table_schema=cast("str | None", data.get("version_table_schema")),
+        audit_table=cast(str, data.get("audit_table", "migplan_audit")),
+    )
+
+
+def _build_environment(
+    document: Document, name: str, raw: dict[str, object]
+) -> Environment:
+    protected = bool(raw.get("protected", False))
+    target = raw.get("target", "head")
+    rollback = cast(dict[str, object], raw.get("rollback") or {})
+    allow_destructive = rollback.get("allow_destructive")
+    return Environment(
+        name=name,
+        url_template=cast(str, raw["url"]),
+        target=tuple(target) if isinstance(target, list) else (cast(str, target),),
+        protected=protected,
+        on_failure=cast(OnFailure, raw.get("on_failure", "stop")),
+        rollback=RollbackPolicy(
+            allowed=bool(rollback.get("allowed", True)),
+            max_steps=cast("int | None", rollback.get("max_steps")),
+            allow_destructive=(
+                not protected if allow_destructive is None else bool(allow_destructive)
+            ),
+        ),
+        lock_timeout=float(cast(float, raw.get("lock_timeout", 300.0))),
+        location=document.locate(["environments", name], at_key=True),
+        url_location=document.locate(["environments", name, "url"]),
+    )
+
+
+def expand_vars(text: str, location: Location | None = None) -> str:
+    """Replace ${VAR} and ${VAR:-default} from the process environment."""
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        value = os.environ.get(name)
+        if value:
+            return value
+        if default is not None:
+            return default
+        message = f"environment variable ${{{name}}} is not set"
+        if location is None:
+            raise ConfigError(message)
+        raise location.error(message)
+
+    expanded = _VAR.sub(replace, text)
+    _register_password(expanded)
+    return expanded
+
+
+def _register_password(url: str) -> None:
+    match = re.match(r"^[^:/]+://[^:/@]*:([^@]*)@", url)
+    if match:
+        register_secret(match.group(1))
+        from urllib.parse import unquote
+
+        register_secret(unquote(match.group(1)))
+
+
+def _resolve_sqlite_path(url: str, root: Path, location: Location | None) -> str:
+    if not url.startswith("sqlite"):
+        return url
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError as err:
+        message = "not a valid SQLAlchemy URL"
+        raise location.error(message) if location else ConfigError(message) from err
+    database = parsed.database
+    if (
+        not database
+        or database == ":memory:"
+        or database.startswith("file:")
+        or Path(database).is_absolute()
+    ):
+        return url
+    return parsed.set(database=str(root / database)).render_as_string(
+        hide_password=False
+    )

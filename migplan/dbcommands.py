@@ -1,0 +1,349 @@
+"""`migplan db ...`: one function per Alembic command, run against an environment.
+
+Each builds the environment's Alembic Config (URL from migplan.yaml), pushes the
+project's Flask app context when there is an app (its engine bound to that URL),
+and calls `alembic.command.<name>`. Nothing more: the behaviour is Alembic's and
+Flask-Migrate's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterator
+from collections.abc import Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from alembic import command
+from alembic.util import CommandError
+
+from migplan import appload
+from migplan import database
+from migplan import revisions
+from migplan.errors import MigplanError
+from migplan.errors import mask
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+    from migplan.config import Environment
+    from migplan.config import Project
+
+MIGPLAN_TEMPLATES = ("migplan", "migplan-multidb")
+
+
+@contextmanager
+def _environment(
+    project: Project,
+    env: Environment,
+    *,
+    online: bool = False,
+    x_arg: Sequence[str] = (),
+    autogenerate: bool = False,
+    directory: str | None = None,
+) -> Iterator[Config]:
+    """Yield the Alembic Config of `env`, with app context and connection ready."""
+    if directory is not None:
+        from dataclasses import replace
+
+        project = replace(project, migrations=Path(directory).absolute())
+    options = argparse.Namespace(x=list(x_arg), autogenerate=autogenerate)
+    config = revisions.alembic_config(
+        project, env.url, cmd_opts=options, stdout=sys.stdout
+    )
+    engine = database.create_engine(env.url)
+    try:
+        with _translate_errors(), appload.app_context(project, engine) as app:
+            config.attributes["target_metadata"] = appload.target_metadata(project, app)
+            if online:
+                with engine.connect() as connection:
+                    config.attributes["connection"] = connection
+                    yield config
+            else:
+                yield config
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def _translate_errors() -> Iterator[None]:
+    from sqlalchemy import exc as sa_exc
+
+    try:
+        yield
+    except MigplanError:
+        raise
+    except CommandError as err:
+        raise MigplanError(mask(" ".join(str(err).split()))) from err
+    except sa_exc.SQLAlchemyError as err:
+        raise MigplanError(database.reason(err)) from err
+
+
+def list_templates() -> list[tuple[str, str]]:
+    """Return (name, synopsis) of every template `init` accepts."""
+    from alembic.config import Config
+
+    found = []
+    for folder in (revisions.TEMPLATES, Path(Config().get_template_directory())):
+        for template in sorted(folder.iterdir()):
+            readme = template / "README"
+            if readme.is_file():
+                found.append(
+                    (template.name, readme.read_text().splitlines()[0].strip())
+                )
+    return found
+
+
+def init(
+    directory: Path,
+    *,
+    multidb: bool = False,
+    template: str | None = None,
+    package: bool = False,
+) -> None:
+    """Create a migrations folder from a template (default: migplan's)."""
+    from alembic.config import Config
+
+    template = template or ("migplan-multidb" if multidb else "migplan")
+    config = revisions.MigplanConfig(stdout=sys.stdout)
+    if template in MIGPLAN_TEMPLATES:
+        config.attributes["migplan.templates"] = revisions.TEMPLATES
+    elif not (Path(Config().get_template_directory()) / template).is_dir():
+        names = ", ".join(name for name, _ in list_templates())
+        raise MigplanError(f"unknown template {template!r} (known: {names})")
+    config.set_main_option("script_location", str(directory))
+    config.config_file_name = str(directory / "alembic.ini")
+    with _translate_errors():
+        command.init(config, str(directory), template=template, package=package)
+
+
+STARTER_CONFIG = """\
+# migplan.yaml: each environment's database, target revision and policies.
+# Reference: schemas/migplan.schema.json in migplan's repository.
+migrations: {migrations}
+{app_line}
+default_env: dev
+environments:
+  dev:
+    url: sqlite:///dev.db
+    target: head
+  # prod:
+  #   url: ${{PROD_DATABASE_URL}}      # read from the environment, never printed
+  #   target: head
+  #   protected: true
+  #   on_failure: rollback
+  #   rollback: {{allowed: true, max_steps: 1, allow_destructive: false}}
+"""
+
+
+def write_starter_config(path: Path, migrations: Path) -> bool:
+    """Write a starter migplan.yaml unless one exists; return whether it wrote."""
+    if path.exists():
+        return False
+    flask_app = os.environ.get("FLASK_APP")
+    app_line = (
+        f"app: {flask_app}"
+        if flask_app
+        else "# app: app:create_app   # your Flask app or factory"
+    )
+    try:
+        relative = migrations.absolute().relative_to(path.absolute().parent).as_posix()
+    except ValueError:
+        relative = str(migrations.absolute())
+    path.write_text(
+        STARTER_CONFIG.format(migrations=relative, app_line=app_line), "utf-8"
+    )
+    return True
+
+
+def revision(
+    project: Project,
+    env: Environment,
+    *,
+    message: str | None = None,
+    autogenerate: bool = False,
+    sql: bool = False,
+    head: str = "head",
+    splice: bool = False,
+    branch_label: str | None = None,
+    version_path: str | None = None,
+    rev_id: str | None = None,
+    depends_on: str | None = None,
+    x_arg: Sequence[str] = (),
+    directory: str | None = None,
+) -> None:
+    """Create a new revision file (compared with the database if `autogenerate`)."""
+    with _environment(
+        project,
+        env,
+        online=autogenerate and not sql,
+        x_arg=x_arg,
+        autogenerate=autogenerate,
+        directory=directory,
+    ) as config:
+        command.revision(
+            config,
+            message,
+            autogenerate=autogenerate,
+            sql=sql,
+            head=head,
+            splice=splice,
+            branch_label=branch_label,
+            version_path=version_path,
+            rev_id=rev_id,
+            depends_on=depends_on,
+        )
+
+
+def edit(
+    project: Project, env: Environment, rev: str = "head", directory: str | None = None
+) -> None:
+    """Open a revision file in $EDITOR."""
+    with _environment(project, env, directory=directory) as config:
+        command.edit(config, rev)
+
+
+def merge(
+    project: Project,
+    env: Environment,
+    revs: Sequence[str],
+    *,
+    message: str | None = None,
+    branch_label: str | None = None,
+    rev_id: str | None = None,
+    directory: str | None = None,
+) -> None:
+    """Write a revision that merges `revs` (default: all heads)."""
+    with _environment(project, env, directory=directory) as config:
+        command.merge(
+            config,
+            list(revs) or "heads",
+            message=message,
+            branch_label=branch_label,
+            rev_id=rev_id,
+        )
+
+
+def upgrade(
+    project: Project,
+    env: Environment,
+    rev: str = "head",
+    *,
+    sql: bool = False,
+    tag: str | None = None,
+    x_arg: Sequence[str] = (),
+    directory: str | None = None,
+) -> None:
+    """Upgrade to a later revision, as `flask db upgrade`."""
+    with _environment(
+        project, env, online=not sql, x_arg=x_arg, directory=directory
+    ) as config:
+        command.upgrade(config, rev, sql=sql, tag=tag)
+
+
+def downgrade(
+    project: Project,
+    env: Environment,
+    rev: str = "-1",
+    *,
+    sql: bool = False,
+    tag: str | None = None,
+    x_arg: Sequence[str] = (),
+    directory: str | None = None,
+) -> None:
+    """Revert to an earlier revision, as `flask db downgrade`."""
+    if sql and rev == "-1":
+        rev = "head:-1"
+    with _environment(
+        project, env, online=not sql, x_arg=x_arg, directory=directory
+    ) as config:
+        command.downgrade(config, rev, sql=sql, tag=tag)
+
+
+def show(
+    project: Project, env: Environment, rev: str = "head", directory: str | None = None
+) -> None:
+    """Show a revision."""
+    with _environment(project, env, directory=directory) as config:
+        command.show(config, rev)
+
+
+def history(
+    project: Project,
+    env: Environment,
+    *,
+    rev_range: str | None = None,
+    verbose: bool = False,
+    indicate_current: bool = False,
+    directory: str | None = None,
+) -> None:
+    """List revisions, newest first."""
+    with _environment(
+        project, env, online=indicate_current, directory=directory
+    ) as config:
+        command.history(
+            config, rev_range, verbose=verbose, indicate_current=indicate_current
+        )
+
+
+def heads(
+    project: Project,
+    env: Environment,
+    *,
+    verbose: bool = False,
+    resolve_dependencies: bool = False,
+    directory: str | None = None,
+) -> None:
+    """Show the heads of the revision graph."""
+    with _environment(project, env, directory=directory) as config:
+        command.heads(
+            config, verbose=verbose, resolve_dependencies=resolve_dependencies
+        )
+
+
+def branches(
+    project: Project,
+    env: Environment,
+    *,
+    verbose: bool = False,
+    directory: str | None = None,
+) -> None:
+    """Show the branch points of the revision graph."""
+    with _environment(project, env, directory=directory) as config:
+        command.branches(config, verbose=verbose)
+
+
+def current(
+    project: Project,
+    env: Environment,
+    *,
+    verbose: bool = False,
+    directory: str | None = None,
+) -> None:
+    """Show the database's current revision(s)."""
+    with _environment(project, env, online=True, directory=directory) as config:
+        command.current(config, verbose=verbose)
+
+
+def stamp(
+    project: Project,
+    env: Environment,
+    rev: str = "head",
+    *,
+    sql: bool = False,
+    tag: str | None = None,
+    purge: bool = False,
+    directory: str | None = None,
+) -> None:
+    """Write `rev` into the version table without running migrations."""
+    with _environment(project, env, online=not sql, directory=directory) as config:
+        command.stamp(config, rev, sql=sql, tag=tag, purge=purge)
+
+
+def check(project: Project, env: Environment, directory: str | None = None) -> None:
+    """Fail if autogenerate would write a new revision."""
+    with _environment(project, env, online=True, directory=directory) as config:
+        command.check(config)

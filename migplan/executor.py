@@ -1,0 +1,459 @@
+"""Run a Plan through Alembic: the project's env.py, migplan's connection, exactly
+the planned steps, one transaction per migration where the database allows it.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from collections.abc import Callable
+from collections.abc import Iterator
+from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from dataclasses import field
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import Literal
+
+from alembic.runtime.environment import EnvironmentContext
+from alembic.util import CommandError
+
+from migplan import appload
+from migplan import database
+from migplan import locking
+from migplan import planner
+from migplan import revisions
+from migplan.errors import ConfigError
+from migplan.errors import MigplanError
+from migplan.errors import RevisionGraphError
+from migplan.errors import StalePlan
+from migplan.errors import mask
+from migplan.planner import Plan
+from migplan.planner import Step
+
+if TYPE_CHECKING:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.runtime.migration import RevisionStep
+    from sqlalchemy.engine import Connection
+    from sqlalchemy.engine import Engine
+
+    from migplan.config import Environment
+    from migplan.config import Project
+    from migplan.revisions import Heads
+    from migplan.revisions import RevisionGraph
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A step starting or ending, for progress display."""
+
+    event: Literal["start", "done", "failed"]
+    index: int
+    total: int
+    step: Step
+    seconds: float = 0.0
+    phase: Literal["apply", "revert"] = "apply"
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """How one step went."""
+
+    step: Step
+    seconds: float
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What running a list of steps did."""
+
+    done: tuple[StepResult, ...] = ()
+    failed: StepResult | None = None
+    error: BaseException | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What apply did: the steps that committed, the failure, the revert."""
+
+    plan: Plan
+    done: tuple[StepResult, ...]
+    heads: Heads
+    failed: StepResult | None = None
+    reverted: tuple[StepResult, ...] = ()
+    revert_failed: StepResult | None = None
+    dirty: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Whether every planned step ran."""
+        return self.failed is None
+
+
+class _MigplanEnvironment(EnvironmentContext):
+    """Alembic's EnvironmentContext, holding env.py to migplan's terms.
+
+    Whatever env.py connects to, the migrations run on migplan's connection to
+    the environment's URL, with one transaction per migration.
+    """
+
+    def __init__(
+        self,
+        config: Any,
+        script: Any,
+        *,
+        engine: Engine,
+        project: Project,
+        output_buffer: io.StringIO | None = None,
+        on_step_end: Callable[[], None] | None = None,
+        **kw: Any,
+    ) -> None:
+        super().__init__(config, script, **kw)
+        self._engine = engine
+        self._project = project
+        self._output_buffer = output_buffer
+        self._on_step_end = on_step_end
+        self._connection: Connection | None = None
+        self._configured = False
+
+    def configure(  # type: ignore[override]
+        self,
+        connection: Connection | None = None,
+        url: Any = None,
+        **kw: Any,
+    ) -> None:
+        if self._configured:
+            raise ConfigError(
+                "env.py configures more than one database (a multi-database "
+                "template); run it with 'migplan db upgrade' instead"
+            )
+        self._configured = True
+        version_table = kw.get("version_table", "alembic_version")
+        version_schema = kw.get("version_table_schema")
+        if (version_table, version_schema) != (
+            self._project.version_table,
+            self._project.version_table_schema,
+        ):
+            raise ConfigError(
+                f"env.py uses version table {_qualified(version_table, version_schema)!r} "
+                f"but migplan.yaml says {_qualified(self._project.version_table, self._project.version_table_schema)!r}; "
+                "set version_table (and version_table_schema) in migplan.yaml"
+            )
+        if self.is_offline_mode():
+            connection, url = None, self._engine.url
+            kw["output_buffer"] = self._output_buffer
+        elif connection is None or connection.engine is not self._engine:
+            connection = self._connect()
+        kw["transaction_per_migration"] = True
+        if self._engine.dialect.name in database.TRANSACTIONAL_DDL:
+            kw["transactional_ddl"] = True
+        if self._on_step_end is not None:
+            callbacks = kw.get("on_version_apply") or []
+            callbacks = (
+                list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]
+            )
+            on_step_end = self._on_step_end
+            kw["on_version_apply"] = [*callbacks, lambda **_: on_step_end()]
+        # migplan reports each step itself; Alembic's INFO lines would repeat it
+        logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
+        super().configure(connection=connection, url=url, **kw)
+
+    def _connect(self) -> Connection:
+        if self._connection is None:
+            self._connection = self._engine.connect()
+        return self._connection
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+# `alembic.context` proxies to the running EnvironmentContext; let it proxy to
+# this subclass the same way (the proxy set-up is keyed by class)
+_MigplanEnvironment._setups[_MigplanEnvironment] = EnvironmentContext._setups[
+    EnvironmentContext
+]
+
+
+def _qualified(table: str, schema: str | None) -> str:
+    return f"{schema}.{table}" if schema else table
+
+
+def load_modules(graph: RevisionGraph, steps: Sequence[Step]) -> None:
+    """Import every module a plan runs, so that a broken file fails before any runs."""
+    for step in steps:
+        script = graph.map.get_revision(step.revision)
+        try:
+            module = script.module  # type: ignore[union-attr]
+        except Exception as err:  # a revision file may raise anything on import
+            raise RevisionGraphError(
+                f"{graph.relative_path(step.revision)}: cannot import: "
+                f"{type(err).__name__}: {err}"
+            ) from err
+        if not callable(getattr(module, step.direction, None)):
+            raise RevisionGraphError(
+                f"{graph.relative_path(step.revision)}: has no {step.direction}() function"
+            )
+
+
+def run_steps(
+    project: Project,
+    env: Environment,
+    graph: RevisionGraph,
+    current: Heads,
+    steps: Sequence[Step],
+    *,
+    progress: ProgressFn | None = None,
+    phase: Literal["apply", "revert"] = "apply",
+    url: str | None = None,
+) -> RunResult:
+    """Run `steps` through the project's env.py, starting from `current`.
+
+    Every step is its own transaction (where DDL is transactional): a failure
+    leaves the steps before it committed and nothing of the failed one.
+    """
+    if not steps:
+        return RunResult()
+    load_modules(graph, steps)
+    url = url or env.url
+    config = revisions.alembic_config(project, url)
+    script = graph.script_directory(config)
+    done: list[StepResult] = []
+    failed: list[StepResult] = []
+    total = len(steps)
+
+    def timed(
+        index: int, step: Step, migration_fn: Callable[..., None]
+    ) -> Callable[..., None]:
+        def run(*args: Any, **kw: Any) -> None:
+            if progress:
+                progress(Progress("start", index, total, step, phase=phase))
+            started = time.perf_counter()
+            try:
+                migration_fn(*args, **kw)
+            except BaseException as err:
+                seconds = time.perf_counter() - started
+                failed.append(StepResult(step, seconds, _describe(err)))
+                if progress:
+                    progress(Progress("failed", index, total, step, seconds, phase))
+                raise
+            seconds = time.perf_counter() - started
+            done.append(StepResult(step, seconds))
+            if progress:
+                progress(Progress("done", index, total, step, seconds, phase))
+
+        return run
+
+    def fn(heads: Sequence[str], context: MigrationContext) -> list[RevisionStep]:
+        # re-checked inside Alembic, on the connection that will run the steps
+        if tuple(sorted(heads)) != tuple(sorted(current)):
+            raise StalePlan(
+                f"the database is at {_heads(heads)}, not {_heads(current)} as planned"
+            )
+        out = []
+        for index, step in enumerate(steps, start=1):
+            migration = graph.migration_step(
+                step.revision, step.is_upgrade, runnable=True
+            )
+            migration.migration_fn = timed(index, step, migration.migration_fn)
+            out.append(migration)
+        return out
+
+    engine = database.create_engine(url)
+    error: BaseException | None = None
+    try:
+        with _quiet_alembic():
+            with appload.app_context(project, engine) as app:
+                config.attributes["target_metadata"] = appload.target_metadata(
+                    project, app
+                )
+                environment = _MigplanEnvironment(
+                    config, script, engine=engine, project=project, fn=fn
+                )
+                config.attributes["connection"] = environment._connect()
+                try:
+                    with environment:
+                        script.run_env()
+                finally:
+                    environment.close()
+    except Exception as err:
+        if not failed and done:
+            # the last migration ran, then its version update or COMMIT failed
+            last = done.pop()
+            failed.append(StepResult(last.step, last.seconds, _describe(err)))
+        if not failed:
+            if isinstance(err, MigplanError):
+                raise
+            # env.py itself failed, before any migration ran
+            raise MigplanError(f"env.py failed: {_describe(err)}") from err
+        error = err
+    finally:
+        engine.dispose()
+    return RunResult(tuple(done), failed[0] if failed else None, error)
+
+
+def _describe(err: BaseException) -> str:
+    orig = getattr(err, "orig", None)
+    if orig is not None:
+        return database.reason(err)
+    if isinstance(err, CommandError):
+        return mask(str(err))
+    text = str(err).strip().splitlines()
+    return mask(f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": "))
+
+
+def _heads(heads: Sequence[str]) -> str:
+    return ", ".join(sorted(heads)) or "base"
+
+
+@contextmanager
+def _quiet_alembic() -> Iterator[None]:
+    logger = logging.getLogger("alembic.runtime.migration")
+    level = logger.level
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def apply_plan(
+    project: Project,
+    env: Environment,
+    graph: RevisionGraph,
+    plan: Plan,
+    *,
+    progress: ProgressFn | None = None,
+) -> ApplyResult:
+    """Run a plan; on failure, stop or revert as the environment says.
+
+    The caller holds the migration lock and has checked that the database is at
+    `plan.current`.
+    """
+    run = run_steps(project, env, graph, plan.current, plan.steps, progress=progress)
+    transactional = database.dialect_name(env.url) in database.TRANSACTIONAL_DDL
+    heads = database.read_heads(
+        env.url, project.version_table, project.version_table_schema
+    )
+    if run.failed is None:
+        return ApplyResult(plan, run.done, heads)
+    dirty = not transactional
+    if env.on_failure != "rollback" or not run.done or dirty:
+        return ApplyResult(plan, run.done, heads, run.failed, dirty=dirty)
+    undo = [r.step.inverse() for r in reversed(run.done)]
+    revert = run_steps(
+        project, env, graph, heads, undo, progress=progress, phase="revert"
+    )
+    heads = database.read_heads(
+        env.url, project.version_table, project.version_table_schema
+    )
+    return ApplyResult(plan, run.done, heads, run.failed, revert.done, revert.failed)
+
+
+def apply(
+    project: Project,
+    env: Environment,
+    graph: RevisionGraph,
+    plan: Plan,
+    *,
+    replan: bool = True,
+    progress: ProgressFn | None = None,
+    on_wait: locking.WaitFn | None = None,
+    lock_timeout: float | None = None,
+) -> ApplyResult:
+    """Take the migration lock, check the database is where `plan` starts, run it.
+
+    If another process moved the database meanwhile, a computed plan (`replan`)
+    is made again, and runs only if it is what is left of the plan that was
+    shown; a saved plan is refused.
+    """
+    with locking.migration_lock(
+        env.url,
+        version_table=project.version_table,
+        schema=project.version_table_schema,
+        timeout=env.lock_timeout if lock_timeout is None else lock_timeout,
+        on_wait=on_wait,
+    ):
+        heads = database.read_heads(
+            env.url, project.version_table, project.version_table_schema
+        )
+        if heads != plan.current:
+            moved = f"the database moved from {_heads(plan.current)} to {_heads(heads)}"
+            if not replan:
+                raise StalePlan(f"{moved} since the plan was made; make a new plan")
+            fresh = planner.make_plan(
+                graph,
+                heads,
+                plan.target,
+                environment=plan.environment,
+                dialect=database.dialect_name(env.url),
+            )
+            if not _is_suffix(fresh.steps, plan.steps):
+                raise StalePlan(
+                    f"{moved} since the plan was shown; run the command again"
+                )
+            plan = fresh
+        if plan.up_to_date:
+            return ApplyResult(plan, (), heads)
+        return apply_plan(project, env, graph, plan, progress=progress)
+
+
+def _is_suffix(steps: Sequence[Step], of: Sequence[Step]) -> bool:
+    key = [(s.revision, s.direction) for s in steps]
+    whole = [(s.revision, s.direction) for s in of]
+    return not key or whole[len(whole) - len(key) :] == key
+
+
+def render_sql(
+    project: Project, env: Environment, graph: RevisionGraph, plan: Plan
+) -> list[str]:
+    """Return the SQL of each step, as Alembic's offline (--sql) mode writes it."""
+    if not plan.steps:
+        return []
+    load_modules(graph, plan.steps)
+    config = revisions.alembic_config(project, env.url)
+    script = graph.script_directory(config)
+    buffer = io.StringIO()
+    ends: list[int] = []
+
+    def fn(heads: Sequence[str], context: MigrationContext) -> list[RevisionStep]:
+        return [
+            graph.migration_step(step.revision, step.is_upgrade, runnable=True)
+            for step in plan.steps
+        ]
+
+    engine = database.create_engine(env.url)
+    try:
+        with _quiet_alembic(), appload.app_context(project, engine) as app:
+            config.attributes["target_metadata"] = appload.target_metadata(project, app)
+            environment = _MigplanEnvironment(
+                config,
+                script,
+                engine=engine,
+                project=project,
+                fn=fn,
+                as_sql=True,
+                starting_rev=list(plan.current) or None,
+                destination_rev=" ".join(plan.target),
+                output_buffer=buffer,
+                on_step_end=lambda: ends.append(buffer.tell()),
+            )
+            with environment:
+                script.run_env()
+    except MigplanError:
+        raise
+    except Exception as err:
+        raise MigplanError(f"rendering SQL failed: {_describe(err)}") from err
+    finally:
+        engine.dispose()
+    text = buffer.getvalue()
+    bounds = [0, *ends[:-1], len(text)]
+    return [text[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]

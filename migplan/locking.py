@@ -1,0 +1,259 @@
+"""One migrator at a time: a database-level lock held for a whole apply/rollback.
+
+PostgreSQL: a session advisory lock; MySQL/MariaDB: GET_LOCK; SQLite: an OS lock
+on a file beside the database. Each lives on a connection (or file handle) of its
+own and dies with the process, so a killed migplan never leaves a stale lock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import socket
+import time
+from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+
+from migplan import database
+from migplan.errors import DatabaseError
+from migplan.errors import LockTimeout
+
+WaitFn = Callable[[str], None]
+_POLL = 0.25
+_NAMESPACE = 0x6D706C6E  # "mpln": first key of migplan's advisory locks
+
+
+def holder_name() -> str:
+    """Who this process is, as other migplan processes will be told."""
+    return f"migplan pid {os.getpid()} on {socket.gethostname()}"
+
+
+def lock_key(version_table: str, schema: str | None) -> int:
+    """Return a stable 31-bit key for the lock of one version table."""
+    digest = hashlib.sha256(f"{schema or ''}.{version_table}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+@contextmanager
+def migration_lock(
+    url: str,
+    *,
+    version_table: str = "alembic_version",
+    schema: str | None = None,
+    timeout: float = 300.0,
+    on_wait: WaitFn | None = None,
+) -> Iterator[None]:
+    """Hold the database's migration lock; wait up to `timeout` seconds for it."""
+    dialect = database.dialect_name(url)
+    key = lock_key(version_table, schema)
+    if dialect == "sqlite":
+        lock = _sqlite_lock(url, key, timeout, on_wait)
+    elif dialect == "postgresql":
+        lock = _postgresql_lock(url, key, timeout, on_wait)
+    elif dialect == "mysql":
+        lock = _mysql_lock(url, key, timeout, on_wait)
+    else:
+        raise DatabaseError(f"migplan cannot lock a {dialect} database")
+    with lock:
+        yield
+
+
+def _deadline(timeout: float) -> float:
+    return time.monotonic() + timeout
+
+
+def _timed_out(url: str, timeout: float, holder: str) -> LockTimeout:
+    return LockTimeout(
+        f"{database.display_url(url)}: another migration holds the lock ({holder}); "
+        f"gave up after {timeout:g}s (raise --lock-timeout to wait longer)"
+    )
+
+
+@contextmanager
+def _postgresql_lock(
+    url: str, key: int, timeout: float, on_wait: WaitFn | None
+) -> Iterator[None]:
+    engine = database.create_engine(url)
+    engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        with _lock_connection(engine, url) as connection:
+            connection.exec_driver_sql(
+                "SELECT set_config('application_name', %(name)s, false)",
+                {"name": holder_name()[:63]},
+            )
+            deadline = _deadline(timeout)
+            told = False
+            while not connection.execute(
+                sa.text("SELECT pg_try_advisory_lock(:ns, :key)"),
+                {"ns": _NAMESPACE, "key": key},
+            ).scalar():
+                holder = _postgresql_holder(connection, key)
+                if time.monotonic() >= deadline:
+                    raise _timed_out(url, timeout, holder)
+                if on_wait and not told:
+                    on_wait(f"waiting for the migration lock, held by {holder}")
+                    told = True
+                time.sleep(_POLL)
+            try:
+                yield
+            finally:
+                _release(
+                    connection,
+                    "SELECT pg_advisory_unlock(:ns, :key)",
+                    {"ns": _NAMESPACE, "key": key},
+                )
+    finally:
+        engine.dispose()
+
+
+def _postgresql_holder(connection: sa.Connection, key: int) -> str:
+    row = connection.execute(
+        sa.text(
+            "SELECT a.application_name, a.client_addr, a.backend_start, a.pid "
+            "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :ns "
+            "AND l.objid = :key AND l.objsubid = 2 "
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        ),
+        {"ns": _NAMESPACE, "key": key},
+    ).first()
+    if row is None:
+        return "another session"
+    name, addr, since, pid = row
+    who = name or f"backend pid {pid}"
+    where = f" from {addr}" if addr and name and "on " not in name else ""
+    return f"{who}{where}, since {_when(since)}"
+
+
+@contextmanager
+def _mysql_lock(
+    url: str, key: int, timeout: float, on_wait: WaitFn | None
+) -> Iterator[None]:
+    engine = database.create_engine(url).execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        with _lock_connection(engine, url) as connection:
+            database_name = (
+                connection.exec_driver_sql("SELECT DATABASE()").scalar() or ""
+            )
+            # GET_LOCK names are server-wide: qualify by database, stay within 64
+            name = f"migplan:{key:08x}:{database_name}"[:64]
+            deadline = _deadline(timeout)
+            told = False
+            while True:
+                wait = max(0.0, min(1.0, deadline - time.monotonic()))
+                got = connection.execute(
+                    sa.text("SELECT GET_LOCK(:name, :wait)"),
+                    {"name": name, "wait": wait},
+                ).scalar()
+                if got == 1:
+                    break
+                holder = _mysql_holder(connection, name)
+                if time.monotonic() >= deadline:
+                    raise _timed_out(url, timeout, holder)
+                if on_wait and not told:
+                    on_wait(f"waiting for the migration lock, held by {holder}")
+                    told = True
+            try:
+                yield
+            finally:
+                _release(connection, "SELECT RELEASE_LOCK(:name)", {"name": name})
+    finally:
+        engine.dispose()
+
+
+def _mysql_holder(connection: sa.Connection, name: str) -> str:
+    row = connection.execute(
+        sa.text(
+            "SELECT p.id, p.host, p.time FROM information_schema.processlist p "
+            "WHERE p.id = IS_USED_LOCK(:name)"
+        ),
+        {"name": name},
+    ).first()
+    if row is None:
+        return "another session"
+    ident, host, seconds = row
+    return f"connection {ident} from {host}, for {seconds}s"
+
+
+@contextmanager
+def _lock_connection(engine: sa.Engine, url: str) -> Iterator[sa.Connection]:
+    try:
+        connection = engine.connect()
+    except sa_exc.SQLAlchemyError as err:
+        raise DatabaseError(
+            f"{database.display_url(url)}: cannot connect: {database.reason(err)}"
+        ) from err
+    with connection:
+        yield connection
+
+
+def _release(connection: sa.Connection, sql: str, params: dict[str, object]) -> None:
+    try:
+        connection.execute(sa.text(sql), params)
+    except sa_exc.SQLAlchemyError:
+        pass  # the connection closes next, which releases the lock anyway
+
+
+@contextmanager
+def _sqlite_lock(
+    url: str, key: int, timeout: float, on_wait: WaitFn | None
+) -> Iterator[None]:
+    database_path = database.parse_url(url).database
+    if (
+        not database_path
+        or database_path == ":memory:"
+        or database_path.startswith("file:")
+    ):
+        yield  # a private database: nobody else can migrate it
+        return
+    import fcntl
+
+    path = Path(database_path + ".migplan-lock")
+    try:
+        handle = open(path, "a+")  # noqa: SIM115 - held for the whole run
+    except OSError as err:
+        raise DatabaseError(f"cannot open lock file {path}: {err}") from err
+    try:
+        deadline = _deadline(timeout)
+        told = False
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                if time.monotonic() >= deadline:
+                    raise _timed_out(url, timeout, holder) from None
+                if on_wait and not told:
+                    on_wait(f"waiting for the migration lock, held by {holder}")
+                    told = True
+                time.sleep(_POLL)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(
+            f"{holder_name()}, since {_when(dt.datetime.now(dt.timezone.utc))}\n"
+        )
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    finally:
+        handle.close()
+
+
+def _when(moment: object) -> str:
+    if isinstance(moment, dt.datetime):
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(dt.timezone.utc)
+        return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return str(moment)

@@ -1,0 +1,245 @@
+"""(graph, current heads, target) -> Plan: the ordered steps apply will run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Literal
+
+from migplan.errors import NotAncestor
+from migplan.errors import TargetError
+from migplan.lint import Finding
+from migplan.revisions import Heads
+from migplan.revisions import RevisionGraph
+
+Direction = Literal["upgrade", "downgrade"]
+
+PLAN_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Step:
+    """One migration to run: a revision in one direction."""
+
+    revision: str
+    direction: Direction
+    message: str
+    down_revision: tuple[str, ...]
+    path: str = ""
+    checksum: str = ""
+    findings: tuple[Finding, ...] = ()
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        """The kinds of finding, sorted, each once."""
+        return tuple(sorted({f.kind for f in self.findings}))
+
+    @property
+    def is_upgrade(self) -> bool:
+        """Whether this step runs the revision's upgrade()."""
+        return self.direction == "upgrade"
+
+    def inverse(self) -> Step:
+        """The step that undoes this one."""
+        direction: Direction = "downgrade" if self.is_upgrade else "upgrade"
+        return Step(
+            self.revision,
+            direction,
+            self.message,
+            self.down_revision,
+            self.path,
+            self.checksum,
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        """Return the JSON shape of this step."""
+        return {
+            "revision": self.revision,
+            "direction": self.direction,
+            "message": self.message,
+            "down_revision": list(self.down_revision),
+            "flags": list(self.flags),
+            "findings": [f.to_dict() for f in self.findings],
+            "path": self.path,
+            "checksum": self.checksum,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> Step:
+        """Read a step back from its JSON shape (no findings)."""
+        direction = data["direction"]
+        if direction not in ("upgrade", "downgrade"):
+            raise ValueError(f"bad direction {direction!r}")
+        return cls(
+            revision=str(data["revision"]),
+            direction=direction,
+            message=str(data.get("message", "")),
+            down_revision=tuple(str(d) for d in data.get("down_revision") or ()),  # type: ignore[attr-defined]
+            path=str(data.get("path", "")),
+            checksum=str(data.get("checksum", "")),
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The steps that bring a database from its current heads to a target."""
+
+    environment: str
+    current: Heads
+    target: tuple[str, ...]
+    after: Heads
+    steps: tuple[Step, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def up_to_date(self) -> bool:
+        """Whether there is nothing to run."""
+        return not self.steps
+
+    def count(self, direction: Direction) -> int:
+        """Return how many steps go in `direction`."""
+        return sum(1 for s in self.steps if s.direction == direction)
+
+    def to_dict(self) -> dict[str, object]:
+        """Return the JSON shape of the plan (the `plan --json` contract)."""
+        return {
+            "format": PLAN_FORMAT,
+            "environment": self.environment,
+            "current": list(self.current),
+            "target": list(self.target),
+            "after": list(self.after),
+            "up_to_date": self.up_to_date,
+            "steps": [s.to_dict() for s in self.steps],
+            "notes": list(self.notes),
+        }
+
+
+def make_plan(
+    graph: RevisionGraph,
+    current: Sequence[str],
+    target: Sequence[str],
+    *,
+    environment: str = "",
+    dialect: str | None = None,
+) -> Plan:
+    """Return the plan that brings a database at `current` to `target`.
+
+    A target at or above the current revisions is reached as `alembic upgrade`
+    would reach it; one below, as `alembic downgrade` would; a list target may
+    need both, downgrades first. Branches the target does not mention stay.
+    """
+    start = check_current(graph, current)
+    target = tuple(target)
+    if len(target) == 1:
+        routed = _route(graph, target, start)
+    else:
+        # Alembic downgrades to one revision at a time: bring each branch that
+        # is above its target down first, then upgrade to the whole list
+        routed, heads = [], start
+        for expr in target:
+            down = [(rev, up) for rev, up in _route(graph, (expr,), heads) if not up]
+            routed += down
+            heads = graph.heads_after(heads, down)
+        routed += [(rev, True) for rev in graph.upgrade_revisions(target, heads)]
+    return _plan(graph, environment, start, target, routed, dialect)
+
+
+def _route(
+    graph: RevisionGraph, target: tuple[str, ...], heads: Heads
+) -> list[tuple[str, bool]]:
+    """Return (revision, is_upgrade) pairs: upgrade if that moves, else downgrade."""
+    try:
+        up = graph.upgrade_revisions(target, heads)
+    except TargetError as up_error:
+        # `-1`, `branch@-2`: relative steps that only make sense downwards
+        try:
+            return [(rev, False) for rev in graph.downgrade_revisions(target, heads)]
+        except TargetError:
+            raise up_error from None
+    if up:
+        return [(rev, True) for rev in up]
+    try:
+        return [(rev, False) for rev in graph.downgrade_revisions(target, heads)]
+    except NotAncestor:
+        return []
+
+
+def make_downgrade_plan(
+    graph: RevisionGraph,
+    current: Sequence[str],
+    to: str,
+    *,
+    environment: str = "",
+    dialect: str | None = None,
+) -> Plan:
+    """Return the plan of `alembic downgrade TO` (a revision, `base` or `-N`)."""
+    heads = check_current(graph, current)
+    try:
+        revisions = graph.downgrade_revisions((to,), heads)
+    except NotAncestor as err:
+        raise TargetError(
+            f"{to!r} is not an ancestor of the current revision "
+            f"({', '.join(heads) or 'base'}); rollback only goes down"
+        ) from err
+    return _plan(
+        graph, environment, heads, (to,), [(r, False) for r in revisions], dialect
+    )
+
+
+def plan_steps(
+    graph: RevisionGraph,
+    environment: str,
+    current: Heads,
+    target: tuple[str, ...],
+    steps: Sequence[Step],
+    *,
+    notes: tuple[str, ...] = (),
+) -> Plan:
+    """Return a plan of given steps (a saved plan, the inverse of a failed apply)."""
+    routed = [(s.revision, s.is_upgrade) for s in steps]
+    return _plan(graph, environment, current, target, routed, None, notes=notes)
+
+
+def check_current(graph: RevisionGraph, current: Sequence[str]) -> Heads:
+    """Return `current` sorted, after checking that the graph knows each revision."""
+    heads = tuple(sorted(current))
+    unknown = [rev for rev in heads if rev not in graph]
+    if unknown:
+        raise TargetError(
+            f"the database is at revision {', '.join(unknown)}, which no revision "
+            "file declares (a file was deleted, or the database belongs to another "
+            "project)"
+        )
+    return heads
+
+
+def _plan(
+    graph: RevisionGraph,
+    environment: str,
+    current: Heads,
+    target: tuple[str, ...],
+    routed: Sequence[tuple[str, bool]],
+    dialect: str | None,
+    notes: tuple[str, ...] = (),
+) -> Plan:
+    steps = []
+    for revision, is_upgrade in routed:
+        file = graph.get(revision)
+        direction: Direction = "upgrade" if is_upgrade else "downgrade"
+        findings = graph.analysis(revision).findings(direction)
+        if dialect != "postgresql":
+            findings = tuple(f for f in findings if f.kind != "locking")
+        steps.append(
+            Step(
+                revision=revision,
+                direction=direction,
+                message=file.message,
+                down_revision=file.down_revision,
+                path=graph.relative_path(revision),
+                checksum=graph.checksum(revision),
+                findings=findings,
+            )
+        )
+    after = graph.heads_after(current, routed)
+    return Plan(environment, current, target, after, tuple(steps), notes)

@@ -1,0 +1,163 @@
+"""Plans, results and tables -> text and JSON strings. Pure: no I/O."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from migplan.executor import ApplyResult
+    from migplan.executor import Progress
+    from migplan.planner import Plan
+    from migplan.planner import Step
+    from migplan.status import EnvironmentStatus
+
+SHORT = 12
+
+
+def heads(revisions: Sequence[str]) -> str:
+    """Return revisions for display: comma-separated, or ``base``."""
+    return ", ".join(revisions) if revisions else "base"
+
+
+def table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  "
+) -> str:
+    """Return rows as aligned columns under a header."""
+    widths = [len(h) for h in header]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+    lines = []
+    for row in [header, *rows]:
+        cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=True)]
+        lines.append((indent + "  ".join(cells)).rstrip())
+    return "\n".join(lines)
+
+
+def step_label(step: Step) -> str:
+    """Return ``upgrade 1a2b3c (message)``."""
+    message = f" ({step.message})" if step.message else ""
+    return f"{step.direction} {step.revision}{message}"
+
+
+def plan_text(plan: Plan, url: str = "") -> str:
+    """Return the plan as a readable table."""
+    where = f" ({url})" if url else ""
+    target = " ".join(plan.target)
+    lines = [
+        f"Environment: {plan.environment}{where}",
+        f"Current:     {heads(plan.current)}",
+        f"Target:      {target}"
+        + (f" -> {heads(plan.after)}" if heads(plan.after) != target else ""),
+        "",
+    ]
+    lines += [f"Note: {note}" for note in plan.notes]
+    if plan.up_to_date:
+        lines.append(f"{plan.environment} is up to date.")
+        return "\n".join(lines)
+    rows = [
+        [str(i), s.revision, s.direction, s.message, ", ".join(s.flags)]
+        for i, s in enumerate(plan.steps, start=1)
+    ]
+    lines.append(table(["#", "Revision", "Direction", "Message", "Flags"], rows))
+    details = [
+        f"  {i}. {f.kind}: {f.operation}"
+        + (f" ({s.path}:{f.line})" if f.line else f" ({s.path})")
+        for i, s in enumerate(plan.steps, start=1)
+        for f in s.findings
+    ]
+    if details:
+        lines += ["", "Flagged:", *details]
+    lines += ["", f"Plan: {summary(plan)}."]
+    return "\n".join(lines)
+
+
+def summary(plan: Plan) -> str:
+    """Return ``3 steps (2 upgrades, 1 downgrade)``."""
+    n = len(plan.steps)
+    parts = []
+    for direction in ("upgrade", "downgrade"):
+        count = plan.count(direction)
+        if count:
+            parts.append(f"{count} {direction}{'s' if count != 1 else ''}")
+    return f"{n} step{'s' if n != 1 else ''} ({', '.join(parts)})"
+
+
+def plan_json(plan: Plan) -> str:
+    """Return the plan as the stable JSON object of `plan --json`."""
+    return json.dumps(plan.to_dict(), indent=2)
+
+
+def plan_sql(plan: Plan, chunks: Sequence[str]) -> str:
+    """Return the SQL of each step, headed by a comment naming the step."""
+    if plan.up_to_date:
+        return f"-- {plan.environment} is up to date: no SQL to run\n"
+    out = []
+    total = len(plan.steps)
+    for i, (step, sql) in enumerate(zip(plan.steps, chunks, strict=True), start=1):
+        out.append(f"-- Step {i}/{total}: {step_label(step)}\n{sql.strip()}\n")
+    return "\n".join(out)
+
+
+def progress_line(event: Progress) -> str:
+    """Return one line for a step starting, ending or failing."""
+    prefix = "revert " if event.phase == "revert" else ""
+    head = f"[{event.index}/{event.total}] {prefix}{step_label(event.step)}"
+    if event.event == "start":
+        return f"{head} ..."
+    if event.event == "done":
+        return f"{head} ... done in {event.seconds:.2f}s"
+    return f"{head} ... FAILED after {event.seconds:.2f}s"
+
+
+def apply_outcome(result: ApplyResult) -> str:
+    """Return the closing line of a successful apply."""
+    n = len(result.done)
+    return f"Applied {n} step{'s' if n != 1 else ''}; {result.plan.environment} is at {heads(result.heads)}."
+
+
+def failure_message(result: ApplyResult) -> str:
+    """Return the one-line error of a failed apply: what failed, where the database is."""
+    assert result.failed is not None
+    failed = result.failed
+    what = f"{failed.step.direction} {failed.step.revision} failed: {failed.error}"
+    at = heads(result.heads)
+    if result.dirty:
+        return (
+            f"{what}; the database may be left half-way through {failed.step.revision} "
+            f"(its DDL is not transactional); the version table says {at}"
+        )
+    if result.reverted or result.revert_failed:
+        if result.revert_failed is not None:
+            return (
+                f"{what}; rolling back also failed at {result.revert_failed.step.revision}: "
+                f"{result.revert_failed.error}; the database is at {at}"
+            )
+        return f"{what}; rolled back {len(result.reverted)} step(s); the database is back at {at}"
+    return f"{what}; the database is at {at}, the last migration that succeeded"
+
+
+def status_text(rows: Sequence[EnvironmentStatus]) -> str:
+    """Return the status of every environment as a table."""
+    body = []
+    for row in rows:
+        if row.error is not None:
+            pending = "-"
+        else:
+            parts = [f"{row.upgrades} up"] if row.upgrades else []
+            parts += [f"{row.downgrades} down"] if row.downgrades else []
+            pending = ", ".join(parts) or "0"
+        body.append(
+            [
+                row.environment,
+                row.url,
+                "?" if row.current is None else heads(row.current),
+                " ".join(row.target),
+                pending,
+                f"error: {row.error}" if row.error is not None else row.state,
+            ]
+        )
+    return table(
+        ["Environment", "URL", "Current", "Target", "Pending", "State"], body, indent=""
+    )

@@ -1,0 +1,84 @@
+"""Every environment at a glance, queried concurrently; one failure stays in its row."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from migplan import database
+from migplan import planner
+from migplan.errors import MigplanError
+
+if TYPE_CHECKING:
+    from migplan.config import Environment
+    from migplan.config import Project
+    from migplan.revisions import Heads
+    from migplan.revisions import RevisionGraph
+
+
+@dataclass(frozen=True)
+class EnvironmentStatus:
+    """Where one environment's database is, against its target."""
+
+    environment: str
+    url: str
+    target: tuple[str, ...]
+    current: Heads | None = None
+    upgrades: int = 0
+    downgrades: int = 0
+    error: str | None = None
+
+    @property
+    def state(self) -> str:
+        """``up to date``, ``pending`` or ``error``."""
+        if self.error is not None:
+            return "error"
+        return "pending" if self.upgrades or self.downgrades else "up to date"
+
+    def to_dict(self) -> dict[str, object]:
+        """Return the JSON shape of this row."""
+        return {
+            "environment": self.environment,
+            "url": self.url,
+            "current": None if self.current is None else list(self.current),
+            "target": list(self.target),
+            "state": self.state,
+            "pending": {"upgrade": self.upgrades, "downgrade": self.downgrades},
+            "error": self.error,
+        }
+
+
+def collect(project: Project, max_workers: int = 16) -> list[EnvironmentStatus]:
+    """Return the status of every environment, in migplan.yaml's order."""
+    graph = project.graph
+    graph.heads  # noqa: B018 - resolve the graph once, before the threads share it
+    envs = list(project.environments.values())
+    with ThreadPoolExecutor(max_workers=min(max_workers, max(1, len(envs)))) as pool:
+        return list(pool.map(lambda env: environment_status(project, graph, env), envs))
+
+
+def environment_status(
+    project: Project, graph: RevisionGraph, env: Environment
+) -> EnvironmentStatus:
+    """Return one environment's status; an error becomes part of the row."""
+    try:
+        url = env.url
+    except MigplanError as err:
+        return EnvironmentStatus(env.name, "?", env.target, error=str(err))
+    shown = database.display_url(url)
+    try:
+        current = database.read_heads(
+            url, project.version_table, project.version_table_schema
+        )
+        plan = planner.make_plan(graph, current, env.target, environment=env.name)
+    except MigplanError as err:
+        return EnvironmentStatus(env.name, shown, env.target, error=str(err))
+    return EnvironmentStatus(
+        env.name,
+        shown,
+        env.target,
+        current,
+        plan.count("upgrade"),
+        plan.count("downgrade"),
+    )
