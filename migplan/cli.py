@@ -139,12 +139,13 @@ def plan_command(
     detailed_exitcode: bool,
 ) -> None:
     """Show the steps that would bring ENV to its target."""
+    from migplan import api
     from migplan import database
     from migplan import render
 
     project = state.project
     env = project.environment(env_name)
-    plan = _make_plan(project, env)
+    plan = api.plan(project, env)
     if out:
         _save_plan(plan, env, Path(out))
     if as_json:
@@ -162,23 +163,6 @@ def plan_command(
             )
     if detailed_exitcode and not plan.up_to_date:
         sys.exit(EXIT_CHANGES)
-
-
-def _make_plan(project: Project, env: Environment) -> Plan:
-    from migplan import database
-    from migplan import planner
-
-    graph = project.graph
-    current = database.read_heads(
-        env.url, project.version_table, project.version_table_schema
-    )
-    return planner.make_plan(
-        graph,
-        current,
-        env.target,
-        environment=env.name,
-        dialect=database.dialect_name(env.url),
-    )
 
 
 def _save_plan(plan: Plan, env: Environment, path: Path) -> None:
@@ -223,7 +207,9 @@ def apply_command(
 
         plan = saved.load(Path(plan_file), project, env)
     else:
-        plan = _make_plan(project, env)
+        from migplan import api
+
+        plan = api.plan(project, env)
     click.echo(render.plan_text(plan, database.display_url(env.url)))
     if plan.up_to_date:
         return
@@ -354,12 +340,85 @@ def rollback_command(
         env,
         graph,
         plan,
+        action="rollback",
         replan=False,
         progress=_progress_printer(),
         on_wait=_say,
         lock_timeout=lock_timeout,
     )
     _finish(result)
+
+
+# -- log / resolve ---------------------------------------------------------------
+
+
+@cli.command("log")
+@env_argument
+@json_option
+@click.option(
+    "-n",
+    "--limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="How many runs to show.",
+)
+@pass_state
+def log_command(state: State, env_name: str | None, as_json: bool, limit: int) -> None:
+    """Show the audit trail of ENV's database: every apply, rollback and resolve."""
+    from migplan import audit
+    from migplan import render
+
+    project = state.project
+    env = project.environment(env_name)
+    runs = audit.read_runs(
+        env.url, project.audit_table, schema=project.version_table_schema, limit=limit
+    )
+    click.echo(
+        json.dumps([r.to_dict() for r in runs], indent=2)
+        if as_json
+        else render.log_text(runs)
+    )
+
+
+@cli.command("resolve")
+@env_argument
+@click.option(
+    "--as",
+    "outcome",
+    type=click.Choice(["applied", "reverted"]),
+    required=True,
+    help="applied: you completed the half-applied migration by hand; reverted: you undid it.",
+)
+@yes_option
+@lock_timeout_option
+@pass_state
+def resolve_command(
+    state: State,
+    env_name: str | None,
+    outcome: str,
+    yes: bool,
+    lock_timeout: float | None,
+) -> None:
+    """Settle a database left dirty by a migration that stopped half-way."""
+    from migplan import executor
+    from migplan import render
+
+    project = state.project
+    env = project.environment(env_name)
+    _confirm(env, "resolve", yes)
+    run, heads = executor.resolve(
+        project,
+        env,
+        project.graph,
+        outcome,  # type: ignore[arg-type]
+        on_wait=_say,
+        lock_timeout=lock_timeout,
+    )
+    click.echo(
+        f"Resolved {run.dirty_direction} {run.dirty_revision} as {outcome}; "
+        f"{env.name} is at {render.heads(heads)}."
+    )
 
 
 # -- status / validate -----------------------------------------------------------

@@ -65,7 +65,11 @@ def create_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(connection: Connection) -> None:
-            connection.exec_driver_sql("BEGIN")
+            if (
+                connection.get_execution_options().get("isolation_level")
+                != "AUTOCOMMIT"
+            ):
+                connection.exec_driver_sql("BEGIN")
 
     return engine
 
@@ -90,22 +94,24 @@ def connect(url: str) -> Iterator[Connection]:
 def reason(err: BaseException) -> str:
     """Return the database's own message for an error, on one line, masked."""
     orig = getattr(err, "orig", None) or err
+    args: tuple[object, ...] = tuple(getattr(orig, "args", ()))
+    if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):
+        # MySQL drivers: (code, message)
+        return mask(f"{args[1]} ({args[0]})")
     text = str(orig).strip().splitlines()
     first = text[0] if text else type(orig).__name__
     return mask(first.strip())
 
 
-def ensure_sqlite_folder(url: str) -> None:
-    """Create the folder of a SQLite file, as a first connection would need."""
+def sqlite_exists(url: str) -> bool:
+    """False only for a SQLite URL whose file does not exist (yet)."""
     parsed = parse_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (
-        None,
-        "",
-        ":memory:",
-    ):
-        folder = os.path.dirname(parsed.database or "")
-        if folder and not os.path.isdir(folder):
-            raise DatabaseError(f"{display_url(url)}: folder {folder} does not exist")
+    if parsed.get_backend_name() != "sqlite":
+        return True
+    path = parsed.database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return True
+    return os.path.exists(path)
 
 
 def current_heads(
@@ -130,6 +136,35 @@ def current_heads(
 def read_heads(
     url: str, version_table: str = "alembic_version", schema: str | None = None
 ) -> Heads:
-    """Connect to `url` and return its current revisions."""
+    """Connect to `url` and return its current revisions.
+
+    A SQLite file that does not exist yet is at base, and is not created.
+    """
+    if not sqlite_exists(url):
+        return ()
     with connect(url) as connection:
         return current_heads(connection, version_table, schema)
+
+
+def write_heads(
+    url: str,
+    heads: Heads,
+    version_table: str = "alembic_version",
+    schema: str | None = None,
+) -> None:
+    """Replace the version table's rows with `heads` (a stamp), in one transaction."""
+    table = sa.Table(
+        version_table,
+        sa.MetaData(),
+        sa.Column("version_num", sa.String(32), primary_key=True),
+        schema=schema,
+    )
+    with connect(url) as connection:
+        try:
+            with connection.begin():
+                table.create(connection, checkfirst=True)
+                connection.execute(table.delete())
+                for head in heads:
+                    connection.execute(table.insert().values(version_num=head))
+        except sa_exc.SQLAlchemyError as err:
+            raise DatabaseError(f"cannot write {version_table}: {reason(err)}") from err

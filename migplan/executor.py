@@ -21,11 +21,13 @@ from alembic.runtime.environment import EnvironmentContext
 from alembic.util import CommandError
 
 from migplan import appload
+from migplan import audit
 from migplan import database
 from migplan import locking
 from migplan import planner
 from migplan import revisions
 from migplan.errors import ConfigError
+from migplan.errors import DirtyDatabase
 from migplan.errors import MigplanError
 from migplan.errors import RevisionGraphError
 from migplan.errors import StalePlan
@@ -332,28 +334,31 @@ def apply_plan(
     plan: Plan,
     *,
     progress: ProgressFn | None = None,
+    url: str | None = None,
 ) -> ApplyResult:
     """Run a plan; on failure, stop or revert as the environment says.
 
     The caller holds the migration lock and has checked that the database is at
     `plan.current`.
     """
-    run = run_steps(project, env, graph, plan.current, plan.steps, progress=progress)
-    transactional = database.dialect_name(env.url) in database.TRANSACTIONAL_DDL
+    url = url or env.url
+    run = run_steps(
+        project, env, graph, plan.current, plan.steps, progress=progress, url=url
+    )
     heads = database.read_heads(
-        env.url, project.version_table, project.version_table_schema
+        url, project.version_table, project.version_table_schema
     )
     if run.failed is None:
         return ApplyResult(plan, run.done, heads)
-    dirty = not transactional
+    dirty = database.dialect_name(url) not in database.TRANSACTIONAL_DDL
     if env.on_failure != "rollback" or not run.done or dirty:
         return ApplyResult(plan, run.done, heads, run.failed, dirty=dirty)
     undo = [r.step.inverse() for r in reversed(run.done)]
     revert = run_steps(
-        project, env, graph, heads, undo, progress=progress, phase="revert"
+        project, env, graph, heads, undo, progress=progress, phase="revert", url=url
     )
     heads = database.read_heads(
-        env.url, project.version_table, project.version_table_schema
+        url, project.version_table, project.version_table_schema
     )
     return ApplyResult(plan, run.done, heads, run.failed, revert.done, revert.failed)
 
@@ -364,27 +369,33 @@ def apply(
     graph: RevisionGraph,
     plan: Plan,
     *,
+    action: Literal["apply", "rollback"] = "apply",
     replan: bool = True,
     progress: ProgressFn | None = None,
     on_wait: locking.WaitFn | None = None,
     lock_timeout: float | None = None,
+    url: str | None = None,
 ) -> ApplyResult:
-    """Take the migration lock, check the database is where `plan` starts, run it.
+    """Take the migration lock, check the database is where `plan` starts, run it,
+    and record the run in the audit trail.
 
     If another process moved the database meanwhile, a computed plan (`replan`)
     is made again, and runs only if it is what is left of the plan that was
-    shown; a saved plan is refused.
+    shown; a saved plan is refused. A dirty database is refused.
     """
+    url = url or env.url
     with locking.migration_lock(
-        env.url,
+        url,
         version_table=project.version_table,
         schema=project.version_table_schema,
         timeout=env.lock_timeout if lock_timeout is None else lock_timeout,
         on_wait=on_wait,
     ):
+        # re-read under the lock: another deploy may have moved the heads
         heads = database.read_heads(
-            env.url, project.version_table, project.version_table_schema
+            url, project.version_table, project.version_table_schema
         )
+        check_clean(project, url)
         if heads != plan.current:
             moved = f"the database moved from {_heads(plan.current)} to {_heads(heads)}"
             if not replan:
@@ -394,7 +405,7 @@ def apply(
                 heads,
                 plan.target,
                 environment=plan.environment,
-                dialect=database.dialect_name(env.url),
+                dialect=database.dialect_name(url),
             )
             if not _is_suffix(fresh.steps, plan.steps):
                 raise StalePlan(
@@ -403,7 +414,77 @@ def apply(
             plan = fresh
         if plan.up_to_date:
             return ApplyResult(plan, (), heads)
-        return apply_plan(project, env, graph, plan, progress=progress)
+        transactional = database.dialect_name(url) in database.TRANSACTIONAL_DDL
+        with audit.AuditTrail(
+            url,
+            project.audit_table,
+            schema=project.version_table_schema,
+            environment=env.name,
+            action=action,
+            track_steps=not transactional,
+        ) as trail:
+            trail.interrupted_runs()
+            trail.start(plan)
+
+            def observe(event: Progress) -> None:
+                trail.observe(event)
+                if progress:
+                    progress(event)
+
+            try:
+                result = apply_plan(
+                    project, env, graph, plan, progress=observe, url=url
+                )
+            except BaseException as err:
+                # env.py or the connection failed outside any migration
+                after = _safe_heads(project, url)
+                trail.finish("failed", after or heads, error=_describe(err))
+                raise
+            trail.finish(
+                _outcome(result),
+                result.heads,
+                error=result.failed.error if result.failed else None,
+                dirty=result.failed if result.dirty else None,
+            )
+        return result
+
+
+def _outcome(result: ApplyResult) -> str:
+    if result.ok:
+        return "success"
+    if result.reverted and result.revert_failed is None:
+        return "reverted"
+    return "failed"
+
+
+def _safe_heads(project: Project, url: str) -> Heads | None:
+    try:
+        return database.read_heads(
+            url, project.version_table, project.version_table_schema
+        )
+    except MigplanError:
+        return None
+
+
+def check_clean(project: Project, url: str) -> None:
+    """Refuse a database that a half-applied migration left dirty."""
+    dirty = audit.dirty_run(
+        audit.read_runs(url, project.audit_table, schema=project.version_table_schema)
+    )
+    if dirty is not None:
+        raise DirtyDatabase(dirty_message(dirty, url))
+
+
+def dirty_message(run: audit.Run, url: str | None = None) -> str:
+    """Say which migration left the database dirty, since when, and how to settle it."""
+    where = f"{database.display_url(url)}: " if url else ""
+    error = f" ({run.error})" if run.error else " (the process stopped)"
+    return (
+        f"{where}the database is dirty: {run.dirty_direction} {run.dirty_revision} did not "
+        f"finish{error}, since {run.started_at} by {run.actor}@{run.host} pid {run.pid}; "
+        f"fix the schema by hand, then run 'migplan resolve {run.environment} --as applied' "
+        "or '--as reverted'"
+    )
 
 
 def _is_suffix(steps: Sequence[Step], of: Sequence[Step]) -> bool:
@@ -457,3 +538,55 @@ def render_sql(
     text = buffer.getvalue()
     bounds = [0, *ends[:-1], len(text)]
     return [text[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+
+
+def resolve(
+    project: Project,
+    env: Environment,
+    graph: RevisionGraph,
+    outcome: Literal["applied", "reverted"],
+    *,
+    on_wait: locking.WaitFn | None = None,
+    lock_timeout: float | None = None,
+    url: str | None = None,
+) -> tuple[audit.Run, Heads]:
+    """Settle a dirty database: the half-applied migration is now `outcome`.
+
+    `applied`: the schema was completed by hand, so the version table moves past
+    the migration. `reverted`: the schema was put back by hand, so the version
+    table, which never moved, stays. Returns the dirty run and the heads now.
+    """
+    url = url or env.url
+    with locking.migration_lock(
+        url,
+        version_table=project.version_table,
+        schema=project.version_table_schema,
+        timeout=env.lock_timeout if lock_timeout is None else lock_timeout,
+        on_wait=on_wait,
+    ):
+        runs = audit.read_runs(
+            url, project.audit_table, schema=project.version_table_schema
+        )
+        dirty = audit.dirty_run(runs)
+        if dirty is None or dirty.dirty_revision is None:
+            raise MigplanError(
+                f"{env.name}: the database is not dirty; nothing to resolve"
+            )
+        heads = database.read_heads(
+            url, project.version_table, project.version_table_schema
+        )
+        if outcome == "applied":
+            planner.check_current(graph, heads)
+            if dirty.dirty_revision not in graph:
+                raise MigplanError(
+                    f"revision {dirty.dirty_revision} no longer exists; resolve --as reverted"
+                )
+            step = (dirty.dirty_revision, dirty.dirty_direction == "upgrade")
+            heads = graph.heads_after(heads, [step])
+            database.write_heads(
+                url, heads, project.version_table, project.version_table_schema
+            )
+        audit.mark_resolved(
+            url, project.audit_table, dirty.id, schema=project.version_table_schema
+        )
+        return dirty, heads

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from migplan.audit import Run
     from migplan.executor import ApplyResult
     from migplan.executor import Progress
     from migplan.planner import Plan
@@ -53,6 +54,7 @@ def plan_text(plan: Plan, url: str = "") -> str:
         "",
     ]
     lines += [f"Note: {note}" for note in plan.notes]
+    lines += [""] if plan.notes else []
     if plan.up_to_date:
         lines.append(f"{plan.environment} is up to date.")
         return "\n".join(lines)
@@ -126,7 +128,9 @@ def failure_message(result: ApplyResult) -> str:
     if result.dirty:
         return (
             f"{what}; the database may be left half-way through {failed.step.revision} "
-            f"(its DDL is not transactional); the version table says {at}"
+            f"(its DDL is not transactional) and the version table says {at}: fix the "
+            f"schema, then run 'migplan resolve {result.plan.environment} --as applied' "
+            "or '--as reverted'"
         )
     if result.reverted or result.revert_failed:
         if result.revert_failed is not None:
@@ -155,9 +159,39 @@ def status_text(rows: Sequence[EnvironmentStatus]) -> str:
                 "?" if row.current is None else heads(row.current),
                 " ".join(row.target),
                 pending,
-                f"error: {row.error}" if row.error is not None else row.state,
+                f"error: {row.error}"
+                if row.error is not None
+                else f"dirty ({row.dirty})"
+                if row.dirty is not None
+                else row.state,
             ]
         )
     return table(
         ["Environment", "URL", "Current", "Target", "Pending", "State"], body, indent=""
+    )
+
+
+def log_text(runs: Sequence[Run]) -> str:
+    """Return the audit trail as a table, newest first."""
+    if not runs:
+        return "No runs recorded."
+    body = []
+    for run in runs:
+        steps = [s for s in run.steps if s.get("phase", "apply") == "apply"]
+        outcome = run.outcome + (" (dirty)" if run.is_dirty else "")
+        body.append(
+            [
+                str(run.id),
+                run.started_at,
+                f"{run.actor}@{run.host}",
+                run.action,
+                f"{heads(run.from_heads)} -> {heads(run.to_heads) if run.to_heads is not None else '?'}",
+                str(len(steps)),
+                outcome,
+            ]
+        )
+    return table(
+        ["#", "Started (UTC)", "Who", "Action", "From -> To", "Steps", "Outcome"],
+        body,
+        indent="",
     )

@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from migplan import api
 from migplan import database
 from migplan import planner
 from migplan.errors import MigplanError
@@ -28,12 +29,18 @@ class EnvironmentStatus:
     upgrades: int = 0
     downgrades: int = 0
     error: str | None = None
+    dirty: str | None = None
+    """The half-applied step, when a migration left the database dirty."""
 
     @property
     def state(self) -> str:
-        """``up to date``, ``pending`` or ``error``."""
+        """``up to date``, ``pending``, ``dirty`` or ``error``."""
         if self.error is not None:
             return "error"
+        if self.dirty is not None:
+            return "dirty"
+        if self.dirty is not None:
+            return "dirty"
         return "pending" if self.upgrades or self.downgrades else "up to date"
 
     def to_dict(self) -> dict[str, object]:
@@ -46,6 +53,7 @@ class EnvironmentStatus:
             "state": self.state,
             "pending": {"upgrade": self.upgrades, "downgrade": self.downgrades},
             "error": self.error,
+            "dirty": self.dirty,
         }
 
 
@@ -72,6 +80,7 @@ def environment_status(
             url, project.version_table, project.version_table_schema
         )
         plan = planner.make_plan(graph, current, env.target, environment=env.name)
+        dirty = api.dirty(project, url)
     except MigplanError as err:
         return EnvironmentStatus(env.name, shown, env.target, error=str(err))
     return EnvironmentStatus(
@@ -81,4 +90,5 @@ def environment_status(
         current,
         plan.count("upgrade"),
         plan.count("downgrade"),
+        dirty=f"{dirty.dirty_direction} {dirty.dirty_revision}" if dirty else None,
     )

@@ -1,0 +1,57 @@
+"""The operations other tools import: read a database, plan, with every warning.
+
+`migplan.cli` is a thin layer over these and over `executor.apply`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from migplan import audit
+from migplan import database
+from migplan import planner
+
+if TYPE_CHECKING:
+    from migplan.config import Environment
+    from migplan.config import Project
+    from migplan.planner import Plan
+
+
+def plan(project: Project, env: Environment, *, url: str | None = None) -> Plan:
+    """Return the plan that brings `env`'s database (or `url`) to its target.
+
+    Its notes say what apply would refuse or warn about: a dirty database.
+    """
+    url = url or env.url
+    current = database.read_heads(
+        url, project.version_table, project.version_table_schema
+    )
+    made = planner.make_plan(
+        project.graph,
+        current,
+        env.target,
+        environment=env.name,
+        dialect=database.dialect_name(url),
+    )
+    return dataclasses.replace(made, notes=made.notes + notes(project, url))
+
+
+def notes(project: Project, url: str) -> tuple[str, ...]:
+    """Return what a plan must say before its steps: a dirty database."""
+    found = dirty(project, url)
+    if found is None:
+        return ()
+    from migplan.executor import dirty_message
+
+    return (dirty_message(found),)
+
+
+def dirty(project: Project, url: str) -> audit.Run | None:
+    """Return the run that left the database dirty, if one did."""
+    if not database.sqlite_exists(url):
+        return None
+    runs = audit.read_runs(
+        url, project.audit_table, schema=project.version_table_schema
+    )
+    return audit.dirty_run(runs)
