@@ -1,5 +1,56 @@
-"""migplan: declarative, YAML-driven migration planning for Alembic projects."""
+"""migplan: declarative, YAML-driven migration planning for Alembic projects.
+
+The library behind the `migplan` command::
+
+    from migplan import load_config, plan, apply
+
+    project = load_config("migplan.yaml")
+    env = project.environment("staging")
+    the_plan = plan(project, env)          # a frozen Plan: steps, current, after
+    if not the_plan.up_to_date:
+        result = apply(project, env, project.graph, the_plan)
+
+A plan can also be made without any database, from the current revisions::
+
+    from migplan import make_plan
+    make_plan(project.graph, current=("3f2a",), target=["head"])
+
+Names are imported on first use, so that `import migplan` stays cheap.
+"""
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "load_config": "migplan.config",
+    "Project": "migplan.config",
+    "Environment": "migplan.config",
+    "RevisionGraph": "migplan.revisions",
+    "make_plan": "migplan.planner",
+    "make_downgrade_plan": "migplan.planner",
+    "Plan": "migplan.planner",
+    "Step": "migplan.planner",
+    "plan": "migplan.api",
+    "rollback_plan": "migplan.api",
+    "apply": "migplan.executor",
+    "ApplyResult": "migplan.executor",
+    "collect_status": "migplan.status",
+    "check_rollback": "migplan.policy",
+    "MigplanError": "migplan.errors",
+}
+_RENAMED = {"collect_status": "collect"}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'migplan' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), _RENAMED.get(name, name))
+    globals()[name] = value
+    return value

@@ -55,3 +55,34 @@ def dirty(project: Project, url: str) -> audit.Run | None:
         url, project.audit_table, schema=project.version_table_schema
     )
     return audit.dirty_run(runs)
+
+
+def rollback_plan(
+    project: Project,
+    env: Environment,
+    *,
+    to: str | None = None,
+    steps: int | None = None,
+    url: str | None = None,
+) -> Plan:
+    """Return the plan of a rollback to `to` (a revision or ``base``) or by `steps`.
+
+    `policy.check_rollback` says whether the environment allows it; `executor.apply`
+    refuses it if not.
+
+    :raises TargetError: `to` is not below the current revision.
+    """
+    if (to is None) == (steps is None):
+        raise ValueError("give exactly one of `to` and `steps`")
+    url = url or env.url
+    current = database.read_heads(
+        url, project.version_table, project.version_table_schema
+    )
+    made = planner.make_downgrade_plan(
+        project.graph,
+        current,
+        to if to is not None else f"-{steps}",
+        environment=env.name,
+        dialect=database.dialect_name(url),
+    )
+    return dataclasses.replace(made, notes=made.notes + notes(project, url))

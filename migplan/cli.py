@@ -300,9 +300,9 @@ def rollback_command(
     lock_timeout: float | None,
 ) -> None:
     """Downgrade ENV, within its rollback policy."""
+    from migplan import api
     from migplan import database
     from migplan import executor
-    from migplan import planner
     from migplan import policy
     from migplan import render
     from migplan.errors import PolicyViolation
@@ -312,16 +312,7 @@ def rollback_command(
     project = state.project
     env = project.environment(env_name)
     graph = project.graph
-    current = database.read_heads(
-        env.url, project.version_table, project.version_table_schema
-    )
-    plan = planner.make_downgrade_plan(
-        graph,
-        current,
-        to if to is not None else f"-{steps}",
-        environment=env.name,
-        dialect=database.dialect_name(env.url),
-    )
+    plan = api.rollback_plan(project, env, to=to, steps=steps)
     click.echo(
         render.plan_json(plan)
         if as_json
@@ -329,9 +320,7 @@ def rollback_command(
     )
     violations = policy.check_rollback(plan, env)
     if violations:
-        raise PolicyViolation(
-            "rollback refused: " + "; ".join(v.message for v in violations)
-        )
+        raise PolicyViolation(policy.refusal(violations, "rollback"))
     if dry_run or plan.up_to_date:
         return
     _confirm(env, "roll back", yes)
@@ -419,6 +408,64 @@ def resolve_command(
         f"Resolved {run.dirty_direction} {run.dirty_revision} as {outcome}; "
         f"{env.name} is at {render.heads(heads)}."
     )
+
+
+# -- drift / verify -------------------------------------------------------------
+
+
+@cli.command("drift")
+@env_argument
+@json_option
+@pass_state
+def drift_command(state: State, env_name: str | None, as_json: bool) -> None:
+    """Compare ENV's database with the models; exit 2 when they differ."""
+    from migplan import drift
+
+    project = state.project
+    env = project.environment(env_name)
+    differences = drift.environment_drift(project, env.url)
+    if as_json:
+        click.echo(json.dumps([d.to_dict() for d in differences], indent=2))
+    elif differences:
+        click.echo(f"{env.name}: the database differs from the models:")
+        for difference in differences:
+            click.echo(f"  {difference}")
+    else:
+        click.echo(f"{env.name}: the database matches the models.")
+    if differences:
+        sys.exit(EXIT_CHANGES)
+
+
+@cli.command("verify")
+@click.option(
+    "--url",
+    default=None,
+    help="An empty throwaway database to use instead of a temporary SQLite file.",
+)
+@click.option(
+    "--env",
+    "-e",
+    "env_name",
+    default=None,
+    help="Environment whose settings to use (default: default_env).",
+)
+@pass_state
+def verify_command(state: State, url: str | None, env_name: str | None) -> None:
+    """Prove every downgrade on a scratch database: upgrade, downgrade, upgrade again."""
+    from migplan import render
+    from migplan import verify
+
+    project = state.project
+    env = project.environment(env_name)
+    report = verify.verify(
+        project,
+        env,
+        url=url,
+        progress=lambda what: click.echo(f"checking {what}", err=True),
+    )
+    click.echo(render.verify_text(report))
+    if not report.ok:
+        raise MigplanError(f"verify found {len(report.problems)} problem(s)")
 
 
 # -- status / validate -----------------------------------------------------------

@@ -25,10 +25,12 @@ from migplan import audit
 from migplan import database
 from migplan import locking
 from migplan import planner
+from migplan import policy
 from migplan import revisions
 from migplan.errors import ConfigError
 from migplan.errors import DirtyDatabase
 from migplan.errors import MigplanError
+from migplan.errors import PolicyViolation
 from migplan.errors import RevisionGraphError
 from migplan.errors import StalePlan
 from migplan.errors import mask
@@ -165,7 +167,7 @@ class _MigplanEnvironment(EnvironmentContext):
             on_step_end = self._on_step_end
             kw["on_version_apply"] = [*callbacks, lambda **_: on_step_end()]
         # migplan reports each step itself; Alembic's INFO lines would repeat it
-        logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
+        logging.getLogger("alembic").setLevel(logging.WARNING)
         super().configure(connection=connection, url=url, **kw)
 
     def _connect(self) -> Connection:
@@ -319,7 +321,7 @@ def _heads(heads: Sequence[str]) -> str:
 
 @contextmanager
 def _quiet_alembic() -> Iterator[None]:
-    logger = logging.getLogger("alembic.runtime.migration")
+    logger = logging.getLogger("alembic")
     level = logger.level
     try:
         yield
@@ -414,6 +416,10 @@ def apply(
             plan = fresh
         if plan.up_to_date:
             return ApplyResult(plan, (), heads)
+        if action == "rollback":
+            violations = policy.check_rollback(plan, env)
+            if violations:
+                raise PolicyViolation(policy.refusal(violations, "rollback"))
         transactional = database.dialect_name(url) in database.TRANSACTIONAL_DDL
         with audit.AuditTrail(
             url,

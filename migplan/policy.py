@@ -57,3 +57,8 @@ def check_rollback(plan: Plan, env: Environment) -> list[Violation]:
                 )
             )
     return found
+
+
+def refusal(violations: list[Violation], action: str) -> str:
+    """Return the one-line message refusing an action, with every reason."""
+    return f"{action} refused: " + "; ".join(v.message for v in violations)

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from migplan.planner import Plan
     from migplan.planner import Step
     from migplan.status import EnvironmentStatus
+    from migplan.verify import Report
 
 SHORT = 12
 
@@ -195,3 +196,22 @@ def log_text(runs: Sequence[Run]) -> str:
         body,
         indent="",
     )
+
+
+def verify_text(report: Report) -> str:
+    """Return what verify checked and found."""
+    rows = [[c.revision, c.message, c.problem or "ok"] for c in report.checks]
+    lines = [table(["Revision", "Message", "Round trip"], rows, indent="")]
+    if report.drift is not None:
+        lines.append("")
+        lines.append(
+            "Models vs schema at head: " + ("match" if not report.drift else "differ")
+        )
+    if report.problems:
+        lines += ["", "Problems:", *(f"  - {p}" for p in report.problems)]
+    else:
+        lines += [
+            "",
+            f"All {len(report.checks)} revisions round-trip; one head ({heads(report.heads)}).",
+        ]
+    return "\n".join(lines)

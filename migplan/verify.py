@@ -1,0 +1,243 @@
+"""Prove downgrades on a scratch database: for every revision, upgrade, downgrade
+and upgrade again, comparing the reflected schema after each round trip."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+
+from migplan import database
+from migplan import drift
+from migplan import executor
+from migplan import planner
+from migplan.errors import MigplanError
+
+if TYPE_CHECKING:
+    from migplan.config import Environment
+    from migplan.config import Project
+    from migplan.planner import Step
+
+Schema = dict[str, dict[str, object]]
+
+
+@dataclass(frozen=True)
+class RevisionCheck:
+    """How one revision's round trip went."""
+
+    revision: str
+    message: str
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything verify found."""
+
+    checks: tuple[RevisionCheck, ...]
+    heads: tuple[str, ...]
+    drift: tuple[drift.Difference, ...] | None
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        """Whether the graph passed every check."""
+        return not self.problems
+
+
+def reflect(url: str, ignore: set[str]) -> Schema:
+    """Return the schema of a database, in a form two snapshots compare by."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        inspector = sa.inspect(engine)
+        schema: Schema = {}
+        for table in sorted(inspector.get_table_names()):
+            if table in ignore or table.startswith("migplan_"):
+                continue
+            schema[table] = {
+                "columns": [
+                    (c["name"], str(c["type"]), c["nullable"], str(c.get("default")))
+                    for c in inspector.get_columns(table)
+                ],
+                "primary_key": sorted(
+                    inspector.get_pk_constraint(table)["constrained_columns"]
+                ),
+                "indexes": sorted(
+                    (
+                        str(i["name"]),
+                        tuple(str(c) for c in i["column_names"]),
+                        bool(i["unique"]),
+                    )
+                    for i in inspector.get_indexes(table)
+                ),
+                "foreign_keys": sorted(
+                    (
+                        tuple(f["constrained_columns"]),
+                        str(f["referred_table"]),
+                        tuple(f["referred_columns"]),
+                    )
+                    for f in inspector.get_foreign_keys(table)
+                ),
+                "unique": sorted(
+                    tuple(u["column_names"])
+                    for u in inspector.get_unique_constraints(table)
+                ),
+            }
+        return schema
+    finally:
+        engine.dispose()
+
+
+def difference(before: Schema, after: Schema) -> str:
+    """Describe how two snapshots differ, in one line."""
+    parts = []
+    for table in sorted(set(before) - set(after)):
+        parts.append(f"table {table} missing")
+    for table in sorted(set(after) - set(before)):
+        parts.append(f"table {table} left behind")
+    for table in sorted(set(before) & set(after)):
+        for key in before[table]:
+            if before[table][key] != after[table][key]:
+                parts.append(f"{table} {key.replace('_', ' ')} differ")
+    return "; ".join(parts)
+
+
+def verify(
+    project: Project,
+    env: Environment,
+    *,
+    url: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Report:
+    """Round-trip every revision on a scratch database (a temporary SQLite file,
+    or `url`, which must be an empty throwaway database)."""
+    graph = project.graph
+    problems: list[str] = []
+    heads = graph.heads
+    if len(heads) > 1:
+        problems.append(
+            f"the graph has {len(heads)} heads ({', '.join(heads)}); merge them with: "
+            f'migplan db merge -m "merge heads" {" ".join(heads)}'
+        )
+    with tempfile.TemporaryDirectory(prefix="migplan-verify-") as folder:
+        scratch = url or f"sqlite:///{Path(folder) / 'verify.db'}"
+        _require_empty(scratch)
+        scratch_env = replace(env, url_template=scratch, on_failure="stop")
+        ignore = {project.version_table}
+        plan = planner.make_plan(graph, (), ["heads"], environment="verify")
+        checks = []
+        current: tuple[str, ...] = ()
+        for step in plan.steps:
+            if progress:
+                progress(f"{step.revision} ({step.message})")
+            expected = graph.heads_after(current, [(step.revision, True)])
+            check, current = _round_trip(
+                project, scratch_env, scratch, step, current, ignore
+            )
+            checks.append(check)
+            if check.problem:
+                problems.append(f"{step.revision}: {check.problem}")
+            if current != expected:
+                problems.append(
+                    f"stopped at {step.revision}: later revisions cannot run"
+                )
+                break
+        differences: tuple[drift.Difference, ...] | None = None
+        if project.app or project.metadata:
+            differences = tuple(drift.environment_drift(project, scratch))
+            if differences:
+                problems.append(
+                    "the models do not match the schema at head: "
+                    + "; ".join(str(d) for d in differences)
+                )
+        if url is not None:
+            _empty(scratch)
+    return Report(tuple(checks), heads, differences, tuple(problems))
+
+
+def _round_trip(
+    project: Project,
+    env: Environment,
+    url: str,
+    step: Step,
+    current: tuple[str, ...],
+    ignore: set[str],
+) -> tuple[RevisionCheck, tuple[str, ...]]:
+    graph = project.graph
+    before = reflect(url, ignore)
+
+    def run(
+        steps: list[Step], start: tuple[str, ...]
+    ) -> tuple[str | None, tuple[str, ...]]:
+        result = executor.run_steps(project, env, graph, start, steps, url=url)
+        heads = database.read_heads(
+            url, project.version_table, project.version_table_schema
+        )
+        return (result.failed.error if result.failed else None), heads
+
+    error, after_up = run([step], current)
+    if error:
+        return RevisionCheck(
+            step.revision, step.message, f"upgrade failed: {error}"
+        ), after_up
+    upgraded = reflect(url, ignore)
+    error, after_down = run([step.inverse()], after_up)
+    if error:
+        return RevisionCheck(
+            step.revision, step.message, f"downgrade failed: {error}"
+        ), after_down
+    downgraded = reflect(url, ignore)
+    problem = None
+    if downgraded != before:
+        problem = (
+            f"downgrade does not restore the schema ({difference(before, downgraded)})"
+        )
+    error, after_again = run([step], after_down)
+    if error:
+        return (
+            RevisionCheck(
+                step.revision,
+                step.message,
+                problem or f"upgrade after downgrade failed: {error}",
+            ),
+            after_again,
+        )
+    again = reflect(url, ignore)
+    if problem is None and again != upgraded:
+        problem = f"upgrade after downgrade differs ({difference(upgraded, again)})"
+    return RevisionCheck(step.revision, step.message, problem), after_again
+
+
+def _require_empty(url: str) -> None:
+    if not database.sqlite_exists(url):
+        return
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        found = sa.inspect(engine).get_table_names()
+    except sa.exc.SQLAlchemyError as err:
+        raise MigplanError(
+            f"{database.display_url(url)}: cannot connect: {database.reason(err)}"
+        ) from err
+    finally:
+        engine.dispose()
+    if found:
+        raise MigplanError(
+            f"{database.display_url(url)} is not empty ({', '.join(sorted(found)[:5])}); "
+            "verify needs a throwaway database"
+        )
+
+
+def _empty(url: str) -> None:
+    """Drop what verify created in a throwaway server database."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        metadata = sa.MetaData()
+        metadata.reflect(engine)
+        metadata.drop_all(engine)
+    finally:
+        engine.dispose()
