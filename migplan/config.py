@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import functools
 import json
 import os
 import re
+from collections.abc import Hashable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -82,7 +84,8 @@ class Environment:
         """The database URL with ${VAR} expanded and relative SQLite paths resolved."""
         url = expand_vars(self.url_template, self.url_location)
         root = self.location.file.parent if self.location else Path.cwd()
-        return _resolve_sqlite_path(url, root, self.url_location)
+        names = [f"${{{m.group(1)}}}" for m in _VAR.finditer(self.url_template)]
+        return _resolve_sqlite_path(url, root, self.url_location, names)
 
     @property
     def target_text(self) -> str:
@@ -154,7 +157,8 @@ def find_config(path: str | os.PathLike[str] | None = None) -> Path:
             f"{found}: no such file (create one with 'migplan db init', or pass "
             f"-c PATH or set ${CONFIG_ENV_VAR})"
         )
-    return found.absolute()
+    # abspath, not resolve(): drop the "x/../" of a relative -c without following links
+    return Path(os.path.abspath(found))
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Project:
@@ -179,6 +183,8 @@ class Document:
     file: Path
     data: dict[str, object]
     node: yaml.Node
+    duplicates: tuple[tuple[int, ConfigError], ...] = ()
+    """Duplicate keys, with their lines: YAML keeps the last value, migplan refuses."""
 
     def locate(self, path: Sequence[str | int], at_key: bool = False) -> Location:
         """Return the location of the value (or, with at_key, the key) at `path`."""
@@ -218,17 +224,17 @@ def read_document(file: Path) -> Document:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"{file.name}: cannot read: {err}") from err
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
             raise ConfigError(f"{file.name}:1: the file is empty")
-        _check_duplicate_keys(file, node)
+        duplicates = tuple(_duplicate_keys(file, node))
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         where = f"{mark.line + 1}:{mark.column + 1}" if mark else "1"
-        problem = err.problem or err.context or "invalid YAML"
+        problem = _yaml_problem(err)
         raise ConfigError(f"{file.name}:{where}: {problem}") from err
     except yaml.YAMLError as err:
         raise ConfigError(f"{file.name}: invalid YAML: {err}") from err
@@ -240,28 +246,66 @@ def read_document(file: Path) -> Document:
             f"level, got {_type_name(data)}"
         )
     _keep_revision_text(data, node)
-    return Document(file, data, node)
+    return Document(file, data, node, duplicates)
 
 
-def _check_duplicate_keys(file: Path, node: yaml.Node) -> None:
+class _Loader(yaml.SafeLoader):
+    """YAML's safe loader, except that a mapping key is always the text written.
+
+    Keys are names: an environment called ``0123``, ``yes`` or ``null`` must not
+    become the integer 83, True or None.
+    """
+
+    def construct_mapping(
+        self, node: yaml.MappingNode, deep: bool = False
+    ) -> dict[object, object]:
+        self.flatten_mapping(node)
+        mapping: dict[object, object] = {}
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                key: object = key_node.value
+            else:
+                key = self.construct_object(key_node, deep=True)
+                if not isinstance(key, Hashable):
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping",
+                        node.start_mark,
+                        f"a key must be a name, not {_type_name(key)}",
+                        key_node.start_mark,
+                    )
+            mapping[key] = self.construct_object(value_node, deep=deep)
+        return mapping
+
+
+def _yaml_problem(err: yaml.MarkedYAMLError) -> str:
+    problem = err.problem or err.context or "invalid YAML"
+    unsafe = re.match(r"could not determine a constructor for the tag '(.*)'", problem)
+    if unsafe:
+        tag = unsafe.group(1).replace("tag:yaml.org,2002:", "!!")
+        return f"tag {tag!r} is not allowed: migplan.yaml is read as plain (safe) YAML"
+    return problem
+
+
+def _duplicate_keys(file: Path, node: yaml.Node) -> Iterator[tuple[int, ConfigError]]:
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key, value in node.value:
             if isinstance(key, yaml.ScalarNode):
                 if key.value in seen:
-                    raise ConfigError(
-                        f"{file.name}:{key.start_mark.line + 1}: duplicate key "
-                        f"{key.value!r}"
+                    line = key.start_mark.line + 1
+                    yield (
+                        line,
+                        ConfigError(f"{file.name}:{line}: duplicate key {key.value!r}"),
                     )
                 seen.add(key.value)
-            _check_duplicate_keys(file, value)
+            yield from _duplicate_keys(file, value)
     elif isinstance(node, yaml.SequenceNode):
         for item in node.value:
-            _check_duplicate_keys(file, item)
+            yield from _duplicate_keys(file, item)
 
 
 def _keep_revision_text(data: dict[str, object], node: yaml.Node) -> None:
-    """Use the text as written for targets YAML read as numbers (``0123``, ``1e10``)."""
+    """Use the text as written for targets YAML read as numbers or dates (``0123``)."""
     envs = data.get("environments")
     if not isinstance(envs, dict):
         return
@@ -274,21 +318,24 @@ def _keep_revision_text(data: dict[str, object], node: yaml.Node) -> None:
         if not found:
             continue
         target_node = found[1]
-        if isinstance(target_node, yaml.ScalarNode) and _is_number(env["target"]):
+        if isinstance(target_node, yaml.ScalarNode) and _is_implicit(env["target"]):
             env["target"] = target_node.value
         elif isinstance(target_node, yaml.SequenceNode) and isinstance(
             env["target"], list
         ):
             env["target"] = [
                 item.value
-                if isinstance(item, yaml.ScalarNode) and _is_number(value)
+                if isinstance(item, yaml.ScalarNode) and _is_implicit(value)
                 else value
                 for item, value in zip(target_node.value, env["target"], strict=True)
             ]
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def _is_implicit(value: object) -> bool:
+    """Whether YAML turned plain text into a number or a date (not true/null)."""
+    return isinstance(value, (int, float, datetime.date)) and not isinstance(
+        value, bool
+    )
 
 
 @functools.cache
@@ -302,11 +349,11 @@ def check_document(document: Document) -> list[ConfigError]:
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(schema())
-    found: list[tuple[int, ConfigError]] = []
+    found: list[tuple[int, ConfigError]] = list(document.duplicates)
     for err in validator.iter_errors(document.data):
         best = jsonschema.exceptions.best_match([err])
-        location, message = _describe(document, best)
-        found.append((location.line, location.error(message)))
+        for location, message in _describe(document, best):
+            found.append((location.line, location.error(message)))
     if not found:
         found.extend(_check_references(document))
     found.sort(key=lambda item: item[0])
@@ -315,31 +362,45 @@ def check_document(document: Document) -> list[ConfigError]:
 
 def _describe(
     document: Document, err: jsonschema.ValidationError
-) -> tuple[Location, str]:
+) -> Iterator[tuple[Location, str]]:
+    """Yield where an error sits and what it says (one per unknown key)."""
     path = list(err.absolute_path)
     if err.validator == "additionalProperties" and isinstance(err.instance, dict):
         schema = cast(dict[str, object], err.schema)
         allowed = cast(dict[str, object], schema.get("properties", {}))
-        extra = [key for key in err.instance if key not in allowed]
-        if extra:
-            key = str(extra[0])
+        extra = [str(key) for key in err.instance if key not in allowed]
+        for key in extra:
             location = document.locate([*path, key], at_key=True)
             close = difflib.get_close_matches(key, list(allowed), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             known = ", ".join(allowed)
-            return location, f"unknown key {key!r} (known: {known}){hint}"
+            yield location, f"unknown key {key!r} (known: {known}){hint}"
+        if extra:
+            return
     if err.validator == "required":
-        return document.locate(path, at_key=True), err.message
-    if err.validator == "propertyNames":
-        return document.locate([*path, str(err.instance)], at_key=True), (
+        yield document.locate(path, at_key=True), err.message
+        return
+    if "propertyNames" in err.schema_path:
+        # jsonschema reports a bad name as the name failing the pattern
+        line = document.locate([*path, str(err.instance)], at_key=True).line
+        message = (
             f"{err.instance!r} is not a valid environment name (letters, digits, "
             "'_', '-' and '.')"
         )
+        yield Location(document.file, line, _dotted(path)), message
+        return
     if err.validator in ("oneOf", "anyOf") and err.context:
         deepest = max(err.context, key=lambda e: len(e.absolute_path))
         if len(deepest.absolute_path) > len(err.absolute_path):
-            return _describe(document, deepest)
-    return document.locate(path), _short_message(err)
+            yield from _describe(document, deepest)
+            return
+        if isinstance(err.instance, str):
+            # a string can only have meant a revision: say which rule it broke
+            for branch_err in err.context:
+                if branch_err.validator != "type":
+                    yield from _describe(document, branch_err)
+                    return
+    yield document.locate(path), _short_message(err)
 
 
 def _short_message(err: jsonschema.ValidationError) -> str:
@@ -350,11 +411,21 @@ def _short_message(err: jsonschema.ValidationError) -> str:
     if err.validator == "enum":
         choices = ", ".join(repr(c) for c in cast(list[object], err.validator_value))
         return f"{err.instance!r} is not one of {choices}"
-    if err.validator == "oneOf" and isinstance(err.instance, (list, dict)):
+    if err.validator in ("oneOf", "anyOf"):
         return f"expected a revision or a list of revisions, got {_type_name(err.instance)}"
     if err.validator == "pattern" and isinstance(err.instance, str):
-        return f"{err.instance!r} is not valid here"
+        names = [part for part in err.absolute_path if isinstance(part, str)]
+        hint = _PATTERN_HINTS.get(names[-1] if names else "")
+        return f"{err.instance!r} is not valid here" + (f": {hint}" if hint else "")
     return err.message
+
+
+_PATTERN_HINTS = {
+    "app": 'expected "module:attr" or "module:factory()"',
+    "metadata": 'expected "module:attr"',
+    "audit_table": "expected a table name (letters, digits and '_')",
+    "target": "a revision has no spaces; give several revisions as a list",
+}
 
 
 def _expected(types: object) -> str:
@@ -400,10 +471,19 @@ def _check_references(document: Document) -> Iterator[tuple[int, ConfigError]]:
         yield location.line, location.error(message)
     for name, env in envs.items():
         url = cast(str, env["url"])
-        for match in _VAR.finditer(url):
-            if match.group(2) is not None and "$" in match.group(2):
-                location = document.locate(["environments", name, "url"])
-                yield location.line, location.error("nested ${...} is not supported")
+        location = document.locate(["environments", name, "url"])
+        matches = list(_VAR.finditer(url))
+        if any(m.group(2) is not None and "$" in m.group(2) for m in matches):
+            yield location.line, location.error("nested ${...} is not supported")
+            continue
+        starts = {m.start() for m in matches}
+        for stray in re.finditer(r"\$\{[^}]*\}?", url):
+            if stray.start() not in starts:
+                message = (
+                    f"{stray.group()!r} is not a variable reference; write ${{NAME}} "
+                    "or ${NAME:-default}"
+                )
+                yield location.line, location.error(message)
 
 
 def _build_project(document: Document) -> Project:
@@ -481,17 +561,22 @@ def _register_password(url: str) -> None:
         register_secret(unquote(match.group(1)))
 
 
-def _resolve_sqlite_path(url: str, root: Path, location: Location | None) -> str:
-    if not url.startswith("sqlite"):
-        return url
+def _resolve_sqlite_path(
+    url: str, root: Path, location: Location | None, variables: Sequence[str] = ()
+) -> str:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     try:
         parsed = make_url(url)
-    except ArgumentError as err:
-        message = "not a valid SQLAlchemy URL"
+    except (ArgumentError, ValueError) as err:
+        # never echo the URL: a password in it may not be recognisable as one
+        message = "not a valid database URL"
+        if variables:
+            message += f" (check the value of {', '.join(variables)})"
         raise location.error(message) if location else ConfigError(message) from err
+    if parsed.get_backend_name() != "sqlite":
+        return url
     database = parsed.database
     if (
         not database

@@ -3,37 +3,83 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from migplan import config
 from migplan.errors import MigplanError
+
+if TYPE_CHECKING:
+    from migplan.config import Environment
+    from migplan.config import Project
+    from migplan.revisions import RevisionGraph
 
 _RELATIVE = re.compile(r"^(?:(?P<branch>.+?)@)?(?P<anchor>\w+)?(?P<offset>[+-]\d+)$")
 
 
 def check(config_path: str | None, env_name: str | None = None) -> list[str]:
-    """Return every problem found, as one-line messages; no database is touched."""
+    """Return every problem found, as one-line messages.
+
+    No database is touched, except ENV's with `env_name`, which is only read.
+    """
     file = config.find_config(config_path)
     document = config.read_document(file)
     errors = config.check_document(document)
     if errors:
         return [str(e) for e in errors]
     project = config.load_config(file)
-    if env_name is not None:
-        project.environment(env_name)  # an unknown name is an error of its own
+    env = None if env_name is None else project.environment(env_name)
     try:
         graph = project.graph
     except MigplanError as err:
         return [str(err)]
     problems = []
-    for env in project.environments.values():
-        for index, expr in enumerate(env.target):
+    for each in project.environments.values():
+        path: list[str | int] = ["environments", each.name, "target"]
+        found = False
+        for index, expr in enumerate(each.target):
             message = _target_problem(graph, expr)
             if message:
-                path: list[str | int] = ["environments", env.name, "target"]
-                if len(env.target) > 1:
-                    path.append(index)
+                found = True
+                at = [*path, index] if len(each.target) > 1 else path
+                problems.append(str(document.locate(at).error(message)))
+        if not found and len(each.target) > 1:
+            message = _list_problem(graph, each.target)
+            if message:
                 problems.append(str(document.locate(path).error(message)))
+    if env is not None and not problems:
+        problems += _database_problems(project, env)
     return problems
+
+
+def _list_problem(graph: RevisionGraph, target: tuple[str, ...]) -> str | None:
+    """A list target whose revisions resolve one by one may still clash as a whole."""
+    if any(_RELATIVE.match(expr) for expr in target):
+        return None  # relative to the database: checked at plan time
+    try:
+        graph.upgrade_revisions(target, ())
+    except MigplanError as err:
+        return str(err)
+    return None
+
+
+def _database_problems(project: Project, env: Environment) -> list[str]:
+    """Read ENV's current revisions and plan its target from them."""
+    from migplan import database
+    from migplan import planner
+
+    try:
+        url = env.url
+    except MigplanError as err:
+        return [str(err)]
+    try:
+        # a SQLite file that does not exist is at base, and is not created
+        current = database.read_heads(
+            url, project.version_table, project.version_table_schema
+        )
+        planner.make_plan(project.graph, current, env.target, environment=env.name)
+    except MigplanError as err:
+        return [f"environment {env.name!r}: {err}"]
+    return []
 
 
 def _target_problem(graph: object, expr: str) -> str | None:

@@ -11,11 +11,17 @@ from logging.config import fileConfig
 from alembic import context
 
 config = context.config
-if config.config_file_name is not None:
+if config.config_file_name is not None and config.file_config.has_section("loggers"):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger("alembic.env")
 
 target_metadata = config.attributes.get("target_metadata")
+migplan_tables = frozenset(config.attributes.get("migplan.tables", ()))
+
+
+def include_name(name, type_, parent_names):
+    """Leave migplan's own tables (its audit trail) out of autogenerate."""
+    return not (type_ == "table" and name in migplan_tables)
 
 
 def process_revision_directives(context, revision, directives):
@@ -64,6 +70,7 @@ def run_on(connection):
         # SQLite can only ALTER a table by copying it: let autogenerate say so
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=include_name,
         process_revision_directives=process_revision_directives,
     )
     with context.begin_transaction():
