@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 def plan(project: Project, env: Environment, *, url: str | None = None) -> Plan:
     """Return the plan that brings `env`'s database (or `url`) to its target.
 
-    Its notes say what apply would refuse or warn about: a dirty database.
+    Its notes say what apply would refuse (a dirty database, a step the lint
+    policy refuses, a changed applied file with on_modified: refuse) or warn about.
     """
     url = url or env.url
     current = database.read_heads(
@@ -34,17 +35,8 @@ def plan(project: Project, env: Environment, *, url: str | None = None) -> Plan:
         environment=env.name,
         dialect=database.dialect_name(url),
     )
-    return dataclasses.replace(made, notes=made.notes + notes(project, url))
-
-
-def notes(project: Project, url: str) -> tuple[str, ...]:
-    """Return what a plan must say before its steps: a dirty database."""
-    found = dirty(project, url)
-    if found is None:
-        return ()
-    from migplan.executor import dirty_message
-
-    return (dirty_message(found),)
+    notes = audit.verdict(project, env, made, url).notes()
+    return dataclasses.replace(made, notes=made.notes + notes)
 
 
 def dirty(project: Project, url: str) -> audit.Run | None:
@@ -85,4 +77,5 @@ def rollback_plan(
         environment=env.name,
         dialect=database.dialect_name(url),
     )
-    return dataclasses.replace(made, notes=made.notes + notes(project, url))
+    notes = audit.verdict(project, env, made, url, action="rollback").notes()
+    return dataclasses.replace(made, notes=made.notes + notes)

@@ -11,9 +11,13 @@ from __future__ import annotations
 import importlib
 import sys
 import threading
+from collections.abc import Callable
+from collections.abc import Collection
 from collections.abc import Iterator
+from collections.abc import Mapping
 from contextlib import contextmanager
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
@@ -164,6 +168,36 @@ def _ensure_migrate_extension(app: Flask) -> None:
     app.extensions["migrate"] = _MigrateConfig()
 
 
+@dataclass(frozen=True)
+class _SkipTables:
+    """An autogenerate `include_name` hook that leaves `tables` out, then asks `then`."""
+
+    tables: frozenset[str]
+    then: Callable[..., object] | None = None
+
+    def __call__(
+        self, name: str | None, type_: str, parent_names: Mapping[str, str | None]
+    ) -> bool:
+        if type_ == "table" and name in self.tables:
+            return False
+        return self.then is None or bool(self.then(name, type_, parent_names))
+
+
+def _skip_tables(app: Flask, tables: Collection[str]) -> None:
+    """Keep `tables` out of autogenerate in a Flask-Migrate env.py.
+
+    That env.py passes the Migrate extension's `configure_args` to
+    `context.configure`; a hook the project set there still runs for the rest.
+    """
+    args = getattr(app.extensions.get("migrate"), "configure_args", None)
+    if not isinstance(args, dict):
+        return
+    own = args.get("include_name")
+    if isinstance(own, _SkipTables):  # the same app, loaded again
+        own = own.then
+    args["include_name"] = _SkipTables(frozenset(tables), own)
+
+
 @contextmanager
 def app_context(project: Project, engine: Engine | None) -> Iterator[Flask | None]:
     """Push the project's app context (if it has an app) for env.py to use."""
@@ -172,6 +206,8 @@ def app_context(project: Project, engine: Engine | None) -> Iterator[Flask | Non
             yield None
         return
     app = load_app(project.app, project.root, engine)
+    # migplan's audit table is not in the models: autogenerate must not drop it
+    _skip_tables(app, (project.audit_table,))
     with app.app_context():
         yield app
 

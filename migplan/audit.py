@@ -23,16 +23,21 @@ from sqlalchemy import exc as sa_exc
 
 from migplan import __version__
 from migplan import database
+from migplan import policy
 from migplan.errors import DatabaseError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
     from sqlalchemy.engine import Engine
 
+    from migplan.config import Environment
+    from migplan.config import Project
     from migplan.executor import Progress
     from migplan.executor import StepResult
     from migplan.planner import Plan
+    from migplan.policy import Verdict
     from migplan.revisions import Heads
+    from migplan.revisions import RevisionGraph
 
 
 def actor() -> str:
@@ -368,3 +373,44 @@ def mark_resolved(
             .values(resolved_at=now())
         )
         connection.commit()
+
+
+def modified_revisions(
+    graph: RevisionGraph, current: Heads, runs: Sequence[Run]
+) -> list[str]:
+    """Return the applied revisions whose file changed since migplan applied it."""
+    applied = applied_checksums(runs)
+    if not applied:
+        return []
+    below = graph.ancestors(current) & applied.keys()
+    return sorted(
+        rev for rev in below if rev in graph and graph.checksum(rev) != applied[rev]
+    )
+
+
+def verdict(
+    project: Project, env: Environment, plan: Plan, url: str, *, action: str = "apply"
+) -> Verdict:
+    """Return what refuses or warns about running `plan` on the database at `url`:
+    the environment's policy, a dirty database, applied files changed since."""
+    from migplan import render
+
+    runs = (
+        read_runs(url, project.audit_table, schema=project.version_table_schema)
+        if database.sqlite_exists(url)
+        else []
+    )
+    dirty = dirty_run(runs)
+    graph = project.graph
+    refuse = env.on_modified == "refuse"
+    modified = [
+        render.modified_message(graph.relative_path(rev), rev, refuse)
+        for rev in modified_revisions(graph, plan.current, runs)
+    ]
+    return policy.preflight(
+        plan,
+        env,
+        action=action,
+        dirty=render.dirty_message(dirty) if dirty else None,
+        modified=modified,
+    )

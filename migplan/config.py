@@ -65,27 +65,77 @@ class RollbackPolicy:
     allow_destructive: bool = True
 
 
+Level = Literal["allow", "warn", "refuse"]
+
+
+@dataclass(frozen=True)
+class LintPolicy:
+    """What apply does with flagged steps."""
+
+    destructive: Level = "warn"
+    locking: Level = "warn"
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """How apply goes through a fleet of databases."""
+
+    canary: int = 1
+    concurrency: int = 4
+    max_failures: int = 0
+
+
+@dataclass(frozen=True)
+class DatabasesFrom:
+    """A fleet whose URLs a query on a catalog database returns."""
+
+    url_template: str
+    query: str
+    location: Location | None = field(default=None, compare=False)
+
+
 @dataclass(frozen=True)
 class Environment:
-    """One deployment environment: a database, its target, its policies."""
+    """One deployment environment: a database (or a fleet), its target, its policies."""
 
     name: str
-    url_template: str
+    url_template: str | None
     target: Target
     protected: bool = False
     on_failure: OnFailure = "stop"
     rollback: RollbackPolicy = RollbackPolicy()
     lock_timeout: float = 300.0
+    on_modified: Literal["warn", "refuse"] = "warn"
+    lint: LintPolicy = LintPolicy()
+    requires: str | None = None
+    databases: tuple[str, ...] = ()
+    databases_from: DatabasesFrom | None = None
+    schemas: tuple[str, ...] = ()
+    rollout: Rollout = Rollout()
     location: Location | None = field(default=None, compare=False)
     url_location: Location | None = field(default=None, compare=False)
+
+    @property
+    def is_fleet(self) -> bool:
+        """Whether the environment names many databases (or schemas)."""
+        return bool(self.databases or self.databases_from or self.schemas)
 
     @functools.cached_property
     def url(self) -> str:
         """The database URL with ${VAR} expanded and relative SQLite paths resolved."""
-        url = expand_vars(self.url_template, self.url_location)
+        if self.url_template is None or self.is_fleet and not self.schemas:
+            raise ConfigError(
+                f"environment {self.name!r} is a fleet of databases; "
+                "this command works on one database"
+            )
+        return self.resolve_url(self.url_template, self.url_location)
+
+    def resolve_url(self, template: str, location: Location | None = None) -> str:
+        """Expand ${VAR} in a URL of this environment and resolve a SQLite path."""
+        url = expand_vars(template, location)
         root = self.location.file.parent if self.location else Path.cwd()
-        names = [f"${{{m.group(1)}}}" for m in _VAR.finditer(self.url_template)]
-        return _resolve_sqlite_path(url, root, self.url_location, names)
+        names = [f"${{{m.group(1)}}}" for m in _VAR.finditer(template)]
+        return _resolve_sqlite_path(url, root, location, names)
 
     @property
     def target_text(self) -> str:
@@ -380,6 +430,13 @@ def _describe(
     if err.validator == "required":
         yield document.locate(path, at_key=True), err.message
         return
+    if err.validator == "oneOf" and isinstance(err.instance, dict):
+        properties = cast(
+            dict[str, object], cast(dict[str, object], err.schema).get("properties", {})
+        )
+        if "databases" in properties:
+            yield _database_choice(document, path, err.instance)
+            return
     if "propertyNames" in err.schema_path:
         # jsonschema reports a bad name as the name failing the pattern
         line = document.locate([*path, str(err.instance)], at_key=True).line
@@ -401,6 +458,24 @@ def _describe(
                     yield from _describe(document, branch_err)
                     return
     yield document.locate(path), _short_message(err)
+
+
+def _database_choice(
+    document: Document, path: list[str | int], env: dict[str, object]
+) -> tuple[Location, str]:
+    """An environment names its database(s) in exactly one way."""
+    given = [key for key in ("url", "databases", "databases_from") if key in env]
+    if not given:
+        return document.locate(path, at_key=True), (
+            "'url' is a required property (or 'databases' or 'databases_from' for a fleet)"
+        )
+    if len(given) > 1:
+        return document.locate([*path, given[1]], at_key=True), (
+            f"give one of 'url', 'databases' and 'databases_from', not {' and '.join(repr(g) for g in given)}"
+        )
+    return document.locate([*path, "schemas"], at_key=True), (
+        "'schemas' needs 'url': one PostgreSQL database with a schema per tenant"
+    )
 
 
 def _short_message(err: jsonschema.ValidationError) -> str:
@@ -470,6 +545,17 @@ def _check_references(document: Document) -> Iterator[tuple[int, ConfigError]]:
         message = _unknown(f"environment {default!r}", default, envs)
         yield location.line, location.error(message)
     for name, env in envs.items():
+        required = env.get("requires")
+        if isinstance(required, str) and (required not in envs or required == name):
+            location = document.locate(["environments", name, "requires"])
+            message = (
+                "an environment cannot require itself"
+                if required == name
+                else _unknown(f"environment {required!r}", str(required), envs)
+            )
+            yield location.line, location.error(message)
+        if "url" not in env:
+            continue
         url = cast(str, env["url"])
         location = document.locate(["environments", name, "url"])
         matches = list(_VAR.finditer(url))
@@ -513,9 +599,13 @@ def _build_environment(
     target = raw.get("target", "head")
     rollback = cast(dict[str, object], raw.get("rollback") or {})
     allow_destructive = rollback.get("allow_destructive")
+    lint = cast(dict[str, Level], raw.get("lint") or {})
+    rollout = cast(dict[str, int], raw.get("rollout") or {})
+    source = cast("dict[str, str] | None", raw.get("databases_from"))
+    where = ["environments", name]
     return Environment(
         name=name,
-        url_template=cast(str, raw["url"]),
+        url_template=cast("str | None", raw.get("url")),
         target=tuple(target) if isinstance(target, list) else (cast(str, target),),
         protected=protected,
         on_failure=cast(OnFailure, raw.get("on_failure", "stop")),
@@ -527,8 +617,21 @@ def _build_environment(
             ),
         ),
         lock_timeout=float(cast(float, raw.get("lock_timeout", 300.0))),
-        location=document.locate(["environments", name], at_key=True),
-        url_location=document.locate(["environments", name, "url"]),
+        on_modified=cast(Literal["warn", "refuse"], raw.get("on_modified", "warn")),
+        lint=LintPolicy(**lint),
+        requires=cast("str | None", raw.get("requires")),
+        databases=tuple(cast(list[str], raw.get("databases") or ())),
+        databases_from=DatabasesFrom(
+            source["url"],
+            source["query"],
+            document.locate([*where, "databases_from", "url"]),
+        )
+        if source
+        else None,
+        schemas=tuple(cast(list[str], raw.get("schemas") or ())),
+        rollout=Rollout(**rollout),
+        location=document.locate(where, at_key=True),
+        url_location=document.locate([*where, "url"]),
     )
 
 

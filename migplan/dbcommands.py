@@ -58,6 +58,7 @@ def _environment(
     try:
         with _translate_errors(), appload.app_context(project, engine) as app:
             config.attributes["target_metadata"] = appload.target_metadata(project, app)
+            config.attributes["migplan.tables"] = (project.audit_table,)
             if online:
                 with engine.connect() as connection:
                     config.attributes["connection"] = connection

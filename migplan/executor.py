@@ -397,7 +397,6 @@ def apply(
         heads = database.read_heads(
             url, project.version_table, project.version_table_schema
         )
-        check_clean(project, url)
         if heads != plan.current:
             moved = f"the database moved from {_heads(plan.current)} to {_heads(heads)}"
             if not replan:
@@ -416,10 +415,11 @@ def apply(
             plan = fresh
         if plan.up_to_date:
             return ApplyResult(plan, (), heads)
-        if action == "rollback":
-            violations = policy.check_rollback(plan, env)
-            if violations:
-                raise PolicyViolation(policy.refusal(violations, "rollback"))
+        verdict = audit.verdict(project, env, plan, url, action=action)
+        if verdict.refusals:
+            first = verdict.refusals[0]
+            error = DirtyDatabase if first.rule == "dirty" else PolicyViolation
+            raise error(policy.refusal(list(verdict.refusals), action))
         transactional = database.dialect_name(url) in database.TRANSACTIONAL_DDL
         with audit.AuditTrail(
             url,
@@ -470,27 +470,6 @@ def _safe_heads(project: Project, url: str) -> Heads | None:
         )
     except MigplanError:
         return None
-
-
-def check_clean(project: Project, url: str) -> None:
-    """Refuse a database that a half-applied migration left dirty."""
-    dirty = audit.dirty_run(
-        audit.read_runs(url, project.audit_table, schema=project.version_table_schema)
-    )
-    if dirty is not None:
-        raise DirtyDatabase(dirty_message(dirty, url))
-
-
-def dirty_message(run: audit.Run, url: str | None = None) -> str:
-    """Say which migration left the database dirty, since when, and how to settle it."""
-    where = f"{database.display_url(url)}: " if url else ""
-    error = f" ({run.error})" if run.error else " (the process stopped)"
-    return (
-        f"{where}the database is dirty: {run.dirty_direction} {run.dirty_revision} did not "
-        f"finish{error}, since {run.started_at} by {run.actor}@{run.host} pid {run.pid}; "
-        f"fix the schema by hand, then run 'migplan resolve {run.environment} --as applied' "
-        "or '--as reverted'"
-    )
 
 
 def _is_suffix(steps: Sequence[Step], of: Sequence[Step]) -> bool:

@@ -145,8 +145,11 @@ def _mysql_lock(
             name = f"migplan:{key:08x}:{database_name}"[:64]
             deadline = _deadline(timeout)
             told = False
+            # the first try does not wait, so that the holder is named at once, as on
+            # PostgreSQL and SQLite (waiting first, --lock-timeout 1 gave up without
+            # saying it waited); later tries wait inside GET_LOCK
+            wait = 0.0
             while True:
-                wait = max(0.0, min(1.0, deadline - time.monotonic()))
                 got = connection.execute(
                     sa.text("SELECT GET_LOCK(:name, :wait)"),
                     {"name": name, "wait": wait},
@@ -159,6 +162,7 @@ def _mysql_lock(
                 if on_wait and not told:
                     on_wait(f"waiting for the migration lock, held by {holder}")
                     told = True
+                wait = max(0.0, min(1.0, deadline - time.monotonic()))
             try:
                 yield
             finally:

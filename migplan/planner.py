@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
@@ -153,6 +154,15 @@ def _route(
         up = graph.upgrade_revisions(target, heads)
     except TargetError as up_error:
         # `-1`, `branch@-2`: relative steps that only make sense downwards
+        if len(heads) > 1 and len(target) == 1 and re.fullmatch(r"-\d+", target[0]):
+            # Alembic walks down from the version table's first row, in whatever
+            # order the database returns the rows, and warns that this is
+            # ambiguous and will be disallowed; a plan cannot depend on row order
+            raise TargetError(
+                f"target {target[0]!r} is ambiguous: the database has several "
+                f"heads ({', '.join(heads)}); use 'branchname@{target[0]}' or a "
+                "revision"
+            ) from None
         try:
             return [(rev, False) for rev in graph.downgrade_revisions(target, heads)]
         except TargetError:
@@ -163,6 +173,22 @@ def _route(
         return [(rev, False) for rev in graph.downgrade_revisions(target, heads)]
     except NotAncestor:
         return []
+    except TargetError:
+        # `alembic downgrade` refuses some targets the database is already at
+        # (`heads` with several heads, `branch@rev` of a rev with several
+        # children); at the target, `alembic upgrade` runs nothing, so neither do we
+        if _is_at(graph, target, heads):
+            return []
+        raise
+
+
+def _is_at(graph: RevisionGraph, target: tuple[str, ...], heads: Heads) -> bool:
+    """Return whether `target` names exactly current heads (base: no heads)."""
+    try:
+        resolved = graph.resolve(target)
+    except TargetError:
+        return False
+    return set(resolved) <= set(heads) and bool(resolved or not heads)
 
 
 def make_downgrade_plan(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -59,6 +60,65 @@ def check_rollback(plan: Plan, env: Environment) -> list[Violation]:
     return found
 
 
+def check_apply(plan: Plan, env: Environment) -> list[Violation]:
+    """Return why `apply` may not run `plan` in `env`: flagged steps its lint refuses."""
+    found = []
+    for step in plan.steps:
+        for finding in step.findings:
+            level = getattr(env.lint, finding.kind, "allow")
+            if level == "refuse":
+                found.append(
+                    Violation(
+                        f"lint.{finding.kind}",
+                        f"{step.revision} is {finding.kind} ({finding.operation}) and "
+                        f"{env.name!r} refuses it (lint.{finding.kind}: refuse)",
+                    )
+                )
+    return found
+
+
 def refusal(violations: list[Violation], action: str) -> str:
     """Return the one-line message refusing an action, with every reason."""
     return f"{action} refused: " + "; ".join(v.message for v in violations)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Everything to say before a plan runs: what refuses it, what to warn about."""
+
+    refusals: tuple[Violation, ...] = ()
+    warnings: tuple[Violation, ...] = ()
+
+    def notes(self) -> tuple[str, ...]:
+        """Return the verdict as plan notes."""
+        return tuple(f"apply will refuse: {v.message}" for v in self.refusals) + tuple(
+            v.message for v in self.warnings
+        )
+
+
+def preflight(
+    plan: Plan,
+    env: Environment,
+    *,
+    action: str = "apply",
+    dirty: str | None = None,
+    modified: Sequence[str] = (),
+) -> Verdict:
+    """Return what refuses or warns about running `plan` in `env`.
+
+    `dirty` says how a half-applied migration left the database, `modified` which
+    applied revision files changed since (one message each).
+    """
+    refusals: list[Violation] = []
+    warnings: list[Violation] = []
+    if dirty:
+        refusals.append(Violation("dirty", dirty))
+    for message in modified:
+        rule = Violation("on_modified", message)
+        (refusals if env.on_modified == "refuse" else warnings).append(rule)
+    if action == "rollback":
+        refusals += check_rollback(plan, env)
+    else:
+        # lint.*: warn needs no note: the plan's flags already show each finding
+        refusals += check_apply(plan, env)
+    return Verdict(tuple(refusals), tuple(warnings))

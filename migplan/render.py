@@ -215,3 +215,21 @@ def verify_text(report: Report) -> str:
             f"All {len(report.checks)} revisions round-trip; one head ({heads(report.heads)}).",
         ]
     return "\n".join(lines)
+
+
+def dirty_message(run: Run, url: str | None = None) -> str:
+    """Say which migration left the database dirty, since when, and how to settle it."""
+    where = f"{url}: " if url else ""
+    error = f" ({run.error})" if run.error else " (the process stopped)"
+    return (
+        f"{where}the database is dirty: {run.dirty_direction} {run.dirty_revision} did not "
+        f"finish{error}, since {run.started_at} by {run.actor}@{run.host} pid {run.pid}; "
+        f"fix the schema by hand, then run 'migplan resolve {run.environment} --as applied' "
+        "or '--as reverted'"
+    )
+
+
+def modified_message(path: str, revision: str, refuse: bool) -> str:
+    """Say that an applied revision's file has changed since it was applied."""
+    end = "; on_modified: refuse" if refuse else ""
+    return f"{path} (revision {revision}) has changed since it was applied to this database{end}"

@@ -31,7 +31,10 @@ environments:
       max_steps: 1
 """
 
-KNOWN_ENV_KEYS = "url, target, protected, on_failure, rollback, lock_timeout"
+KNOWN_ENV_KEYS = (
+    "url, target, protected, on_failure, rollback, lock_timeout, databases, "
+    "databases_from, schemas, rollout, on_modified, lint, requires"
+)
 KNOWN_TOP_KEYS = (
     "migrations, app, metadata, version_table, version_table_schema, audit_table, "
     "default_env, environments"
@@ -357,7 +360,7 @@ def test_duplicate_keys_are_refused(project, old, new, message):
         (
             "    url: sqlite:///prod.db\n",
             "",
-            "migplan.yaml:7: environments.prod: 'url' is a required property",
+            "migplan.yaml:7: environments.prod: 'url' is a required property (or 'databases' or 'databases_from' for a fleet)",
         ),
         (
             "    url: sqlite:///prod.db",
