@@ -254,7 +254,16 @@ class RevisionGraph:
 
         maintainer = _Simulated(None, current)  # type: ignore[arg-type]
         for revision, is_upgrade in steps:
-            maintainer.update_to_step(self.migration_step(revision, is_upgrade))
+            try:
+                maintainer.update_to_step(self.migration_step(revision, is_upgrade))
+            except KeyError as err:
+                # as in Alembic, whose HeadMaintainer fails the same way after
+                # running the migration: refuse before running anything
+                raise RevisionGraphError(
+                    f"Alembic cannot record {'upgrade' if is_upgrade else 'downgrade'} "
+                    f"{revision} in the version table (its depends_on lies above one "
+                    f"of its own down revisions: {err})"
+                ) from err
         return tuple(sorted(maintainer.heads))
 
     def migration_step(
@@ -310,6 +319,12 @@ class RevisionGraph:
             raise NotAncestor(f"target {expr!r}: {err}") from err
         except (alembic_revision.RevisionError, CommandError) as err:
             raise TargetError(f"target {expr!r}: {err}") from err
+        except AssertionError as err:
+            # Alembic asserts on relative targets past either end of the graph
+            # (`head-1` of a single revision, `a1+1`): its refusal too
+            raise TargetError(
+                f"target {expr!r} goes past the end of the graph"
+            ) from err
 
     def _resolution_message(self, expr: str, err: Exception) -> str:
         text = str(err)

@@ -172,3 +172,40 @@ def test_downgrade_plan_refuses_a_target_above(linear):
         TargetError, match="'d' is not an ancestor of the current revision"
     ):
         make_downgrade_plan(linear, ("b",), "d")
+
+
+def test_heads_when_at_several_heads_is_up_to_date():
+    # `alembic downgrade heads` refuses several heads; `upgrade heads` runs nothing
+    graph = RevisionGraph.from_pairs(("a", None), ("b", "a"), ("c", "a"))
+    plan = make_plan(graph, ("b", "c"), ["heads"])
+    assert plan.up_to_date
+    assert plan.after == ("b", "c")
+
+
+def test_branch_at_revision_with_two_children_when_at_it_is_up_to_date():
+    # `alembic downgrade side@s1` refuses an s1 with several children, even at s1
+    from pathlib import Path
+
+    from migplan.revisions import RevisionFile
+
+    graph = RevisionGraph(
+        [
+            RevisionFile("s1", (), Path("s1.py"), branch_labels=("side",), text=""),
+            RevisionFile("s2", ("s1",), Path("s2.py"), text=""),
+            RevisionFile("s3", ("s1",), Path("s3.py"), text=""),
+        ]
+    )
+    assert make_plan(graph, ("s1",), ["side@s1"]).up_to_date
+    with pytest.raises(TargetError, match="Not a valid downgrade target"):
+        make_plan(graph, ("s2",), ["side@s1"])
+
+
+def test_minus_one_from_several_heads_is_ambiguous():
+    # Alembic would walk down from whichever row of the version table comes first
+    graph = RevisionGraph.from_pairs(("a", None), ("b", "a"), ("c", "a"))
+    with pytest.raises(
+        TargetError,
+        match=r"^target '-1' is ambiguous: the database has several heads \(b, c\); "
+        r"use 'branchname@-1' or a revision$",
+    ):
+        make_plan(graph, ("b", "c"), ["-1"])
