@@ -14,12 +14,11 @@ import json
 import os
 import socket
 import uuid
+from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-
-import sqlalchemy as sa
-from sqlalchemy import exc as sa_exc
+from typing import Any
 
 from migplan import __version__
 from migplan import database
@@ -27,6 +26,7 @@ from migplan import policy
 from migplan.errors import DatabaseError
 
 if TYPE_CHECKING:
+    import sqlalchemy as sa
     from sqlalchemy.engine import Connection
     from sqlalchemy.engine import Engine
 
@@ -58,6 +58,8 @@ def now() -> str:
 
 def audit_table(name: str, schema: str | None = None) -> sa.Table:
     """The audit table's definition."""
+    import sqlalchemy as sa
+
     return sa.Table(
         name,
         sa.MetaData(),
@@ -144,8 +146,7 @@ def _split(heads: str | None) -> Heads | None:
     return tuple(h for h in heads.split(",") if h)
 
 
-def _run(row: sa.Row[tuple[object, ...]]) -> Run:
-    m = row._mapping
+def _run(m: Mapping[str, Any]) -> Run:
     try:
         steps = tuple(json.loads(str(m["steps"])))
     except ValueError:
@@ -200,6 +201,8 @@ class AuditTrail:
         self._row_id: int | None = None
 
     def __enter__(self) -> AuditTrail:
+        from sqlalchemy import exc as sa_exc
+
         try:
             self._connection = self._engine.connect()
             self.table.create(self._connection, checkfirst=True)
@@ -221,6 +224,8 @@ class AuditTrail:
         self._engine.dispose()
 
     def _execute(self, statement: sa.Executable) -> sa.CursorResult[tuple[object, ...]]:
+        from sqlalchemy import exc as sa_exc
+
         assert self._connection is not None, "use AuditTrail as a context manager"
         try:
             return self._connection.execute(statement)
@@ -231,13 +236,15 @@ class AuditTrail:
 
     def interrupted_runs(self) -> list[Run]:
         """Mark runs that never finished as interrupted (call under the lock)."""
+        import sqlalchemy as sa
+
         table = self.table
         rows = self._execute(
             sa.select(table).where(
                 table.c.environment == self.environment, table.c.outcome == "running"
             )
         ).all()
-        runs = [_run(r) for r in rows]
+        runs = [_run(dict(r._mapping)) for r in rows]
         if runs:
             self._execute(
                 table.update()
@@ -327,21 +334,11 @@ def read_runs(
     limit: int | None = None,
 ) -> list[Run]:
     """Return recorded runs, newest first ([] when the table does not exist)."""
-    definition = audit_table(table, schema)
-    with database.connect(url) as connection:
-        try:
-            if not sa.inspect(connection).has_table(table, schema=schema):
-                return []
-            query = sa.select(definition).order_by(definition.c.id.desc())
-            if environment is not None:
-                query = query.where(definition.c.environment == environment)
-            if limit is not None:
-                query = query.limit(limit)
-            return [_run(r) for r in connection.execute(query).all()]
-        except sa_exc.SQLAlchemyError as err:
-            raise DatabaseError(
-                f"cannot read the audit table {table}: {database.reason(err)}"
-            ) from err
+    rows = database.read_table(url, table, schema) or []
+    runs = sorted((_run(r) for r in rows), key=lambda run: run.id, reverse=True)
+    if environment is not None:
+        runs = [r for r in runs if r.environment == environment]
+    return runs[:limit] if limit is not None else runs
 
 
 def dirty_run(runs: Sequence[Run]) -> Run | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import difflib
 import functools
+import hashlib
 import json
 import os
 import re
@@ -21,6 +22,7 @@ from typing import cast
 
 import yaml
 
+from migplan import cache
 from migplan.errors import ConfigError
 from migplan.errors import UnknownEnvironment
 from migplan.errors import register_secret
@@ -185,7 +187,7 @@ class Project:
         """The revision graph of the migrations folder, read on first use."""
         from migplan import revisions
 
-        return revisions.load_graph(revisions.alembic_config(self), root=self.root)
+        return revisions.load_graph(self)
 
 
 def _unknown(what: str, name: str, known: Sequence[str] | Mapping[str, object]) -> str:
@@ -220,9 +222,14 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Project:
     """
     file = find_config(path)
     document = read_document(file)
-    errors = check_document(document)
-    if errors:
-        raise errors[0]
+    # a file already found valid, byte for byte, by this migplan: skip jsonschema
+    digest = hashlib.sha256(document.text.encode()).hexdigest()
+    known = cache.load("config", str(file))
+    if known is None or known.get("sha256") != digest:
+        errors = check_document(document)
+        if errors:
+            raise errors[0]
+        cache.store("config", str(file), {"sha256": digest})
     return _build_project(document)
 
 
@@ -233,6 +240,7 @@ class Document:
     file: Path
     data: dict[str, object]
     node: yaml.Node
+    text: str = ""
     duplicates: tuple[tuple[int, ConfigError], ...] = ()
     """Duplicate keys, with their lines: YAML keeps the last value, migplan refuses."""
 
@@ -296,7 +304,7 @@ def read_document(file: Path) -> Document:
             f"level, got {_type_name(data)}"
         )
     _keep_revision_text(data, node)
-    return Document(file, data, node, duplicates)
+    return Document(file, data, node, text=text, duplicates=duplicates)
 
 
 class _Loader(yaml.SafeLoader):
@@ -667,6 +675,14 @@ def _register_password(url: str) -> None:
 def _resolve_sqlite_path(
     url: str, root: Path, location: Location | None, variables: Sequence[str] = ()
 ) -> str:
+    from migplan.database import sqlite_file
+
+    database = sqlite_file(url)
+    if database is not None:
+        # the common case, read without SQLAlchemy (plan stays light)
+        if not database or database == ":memory:" or Path(database).is_absolute():
+            return url
+        return f"sqlite:///{root / database}"
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 

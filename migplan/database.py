@@ -1,16 +1,19 @@
-"""Connect to an environment's database and read its current revisions."""
+"""Connect to an environment's database and read its current revisions.
+
+Reading a SQLite database (current revisions, the audit trail) uses Python's own
+sqlite3, read-only: `plan` and `status` need not load SQLAlchemy for it.
+"""
 
 from __future__ import annotations
 
 import os
+import re
+import sqlite3
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
-
-import sqlalchemy as sa
-from sqlalchemy import event
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import make_url
+from typing import Any
 
 from migplan.errors import ConfigError
 from migplan.errors import DatabaseError
@@ -26,17 +29,34 @@ if TYPE_CHECKING:
 TRANSACTIONAL_DDL = frozenset({"postgresql", "sqlite", "mssql"})
 """Dialects whose DDL migplan runs inside one transaction per migration."""
 
+_SQLITE = re.compile(r"^sqlite(?:\+pysqlite)?://(?P<rest>/[^?]*|)(?:\?(?P<query>.*))?$")
+
+
+def sqlite_file(url: str) -> str | None:
+    """The file of a SQLite URL; "" for an in-memory one; None for any other URL
+    (or a SQLite URL with options, which SQLAlchemy must read)."""
+    match = _SQLITE.match(url)
+    if match is None or match.group("query"):
+        return None
+    return urllib.parse.unquote(match.group("rest")[1:])
+
 
 def parse_url(url: str) -> URL:
     """Return the SQLAlchemy URL, or raise ConfigError without echoing it."""
+    from sqlalchemy import exc as sa_exc
+    from sqlalchemy.engine import make_url
+
     try:
         return make_url(url)
     except (sa_exc.ArgumentError, ValueError) as err:
-        raise ConfigError(f"not a valid database URL: {mask(url)!r}") from err
+        # never echo it: a password in a malformed URL is not recognisable as one
+        raise ConfigError("not a valid database URL") from err
 
 
 def display_url(url: str) -> str:
     """Return the URL with its password replaced by ``***``."""
+    if sqlite_file(url) is not None:
+        return url  # no password in a SQLite URL
     try:
         return parse_url(url).render_as_string(hide_password=True)
     except ConfigError:
@@ -45,12 +65,18 @@ def display_url(url: str) -> str:
 
 def dialect_name(url: str) -> str:
     """Return the backend name of a URL: sqlite, postgresql, mysql, ..."""
+    if sqlite_file(url) is not None:
+        return "sqlite"
     name = parse_url(url).get_backend_name()
     return "mysql" if name == "mariadb" else name
 
 
 def create_engine(url: str) -> Engine:
     """Return an engine for `url`; SQLite gets real transactions around DDL."""
+    import sqlalchemy as sa
+    from sqlalchemy import event
+    from sqlalchemy import exc as sa_exc
+
     parsed = parse_url(url)
     try:
         engine = sa.create_engine(parsed, poolclass=sa.pool.NullPool)
@@ -77,6 +103,8 @@ def create_engine(url: str) -> Engine:
 @contextmanager
 def connect(url: str) -> Iterator[Connection]:
     """Open a connection to `url`; connection errors become DatabaseError."""
+    from sqlalchemy import exc as sa_exc
+
     engine = create_engine(url)
     try:
         try:
@@ -105,13 +133,65 @@ def reason(err: BaseException) -> str:
 
 def sqlite_exists(url: str) -> bool:
     """False only for a SQLite URL whose file does not exist (yet)."""
-    parsed = parse_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return True
-    path = parsed.database
+    path = sqlite_file(url)
+    if path is None and url.startswith("sqlite"):
+        path = parse_url(url).database
     if not path or path == ":memory:" or path.startswith("file:"):
         return True
     return os.path.exists(path)
+
+
+@contextmanager
+def _sqlite_reader(path: str) -> Iterator[sqlite3.Connection]:
+    """A read-only connection to an existing SQLite file, with stdlib sqlite3."""
+    uri = f"file:{urllib.parse.quote(path)}?mode=ro"
+    try:
+        connection = sqlite3.connect(uri, uri=True, timeout=30)
+    except sqlite3.Error as err:
+        raise DatabaseError(f"sqlite:///{path}: cannot open: {err}") from err
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+def read_table(
+    url: str, table: str, schema: str | None = None
+) -> list[dict[str, Any]] | None:
+    """Return every row of a table as dicts, or None if there is no such table."""
+    path = sqlite_file(url)
+    if path and schema is None:
+        if not os.path.exists(path):
+            return None
+        with _sqlite_reader(path) as connection:
+            try:
+                found = connection.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                    (table,),
+                ).fetchone()
+                if found is None:
+                    return None
+                cursor = connection.execute(
+                    f'SELECT * FROM "{table.replace(chr(34), chr(34) * 2)}"'
+                )
+                names = [column[0] for column in cursor.description]
+                return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            except sqlite3.Error as err:
+                raise DatabaseError(f"cannot read {table}: {err}") from err
+    import sqlalchemy as sa
+    from sqlalchemy import exc as sa_exc
+
+    with connect(url) as connection:
+        try:
+            if not sa.inspect(connection).has_table(table, schema=schema):
+                return None
+            name = connection.dialect.identifier_preparer.format_table(
+                sa.table(table, schema=schema)
+            )
+            result = connection.exec_driver_sql(f"SELECT * FROM {name}")
+            return [dict(row._mapping) for row in result]
+        except sa_exc.SQLAlchemyError as err:
+            raise DatabaseError(f"cannot read {table}: {reason(err)}") from err
 
 
 def current_heads(
@@ -120,6 +200,9 @@ def current_heads(
     schema: str | None = None,
 ) -> Heads:
     """Return the revisions in the version table, sorted; ``()`` if there is none."""
+    import sqlalchemy as sa
+    from sqlalchemy import exc as sa_exc
+
     try:
         if not sa.inspect(connection).has_table(version_table, schema=schema):
             return ()
@@ -140,10 +223,8 @@ def read_heads(
 
     A SQLite file that does not exist yet is at base, and is not created.
     """
-    if not sqlite_exists(url):
-        return ()
-    with connect(url) as connection:
-        return current_heads(connection, version_table, schema)
+    rows = read_table(url, version_table, schema)
+    return tuple(sorted(str(row["version_num"]) for row in rows or ()))
 
 
 def write_heads(
@@ -153,6 +234,9 @@ def write_heads(
     schema: str | None = None,
 ) -> None:
     """Replace the version table's rows with `heads` (a stamp), in one transaction."""
+    import sqlalchemy as sa
+    from sqlalchemy import exc as sa_exc
+
     table = sa.Table(
         version_table,
         sa.MetaData(),

@@ -22,7 +22,7 @@ from alembic.util import CommandError
 
 from migplan import appload
 from migplan import database
-from migplan import revisions
+from migplan import scripts
 from migplan.errors import MigplanError
 from migplan.errors import mask
 
@@ -51,7 +51,7 @@ def _environment(
 
         project = replace(project, migrations=Path(directory).absolute())
     options = argparse.Namespace(x=list(x_arg), autogenerate=autogenerate)
-    config = revisions.alembic_config(
+    config = scripts.alembic_config(
         project, env.url, cmd_opts=options, stdout=sys.stdout
     )
     engine = database.create_engine(env.url)
@@ -88,7 +88,7 @@ def list_templates() -> list[tuple[str, str]]:
     from alembic.config import Config
 
     found = []
-    for folder in (revisions.TEMPLATES, Path(Config().get_template_directory())):
+    for folder in (scripts.TEMPLATES, Path(Config().get_template_directory())):
         for template in sorted(folder.iterdir()):
             readme = template / "README"
             if readme.is_file():
@@ -109,9 +109,9 @@ def init(
     from alembic.config import Config
 
     template = template or ("migplan-multidb" if multidb else "migplan")
-    config = revisions.MigplanConfig(stdout=sys.stdout)
+    config = scripts.MigplanConfig(stdout=sys.stdout)
     if template in MIGPLAN_TEMPLATES:
-        config.attributes["migplan.templates"] = revisions.TEMPLATES
+        config.attributes["migplan.templates"] = scripts.TEMPLATES
     elif not (Path(Config().get_template_directory()) / template).is_dir():
         names = ", ".join(name for name, _ in list_templates())
         raise MigplanError(f"unknown template {template!r} (known: {names})")

@@ -26,7 +26,7 @@ from migplan import database
 from migplan import locking
 from migplan import planner
 from migplan import policy
-from migplan import revisions
+from migplan import scripts
 from migplan.errors import ConfigError
 from migplan.errors import DirtyDatabase
 from migplan.errors import MigplanError
@@ -229,7 +229,7 @@ def run_steps(
         return RunResult()
     load_modules(graph, steps)
     url = url or env.url
-    config = revisions.alembic_config(project, url)
+    config = scripts.alembic_config(project, url)
     script = graph.script_directory(config)
     done: list[StepResult] = []
     failed: list[StepResult] = []
@@ -485,7 +485,7 @@ def render_sql(
     if not plan.steps:
         return []
     load_modules(graph, plan.steps)
-    config = revisions.alembic_config(project, env.url)
+    config = scripts.alembic_config(project, env.url)
     script = graph.script_directory(config)
     buffer = io.StringIO()
     ends: list[int] = []

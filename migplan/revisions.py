@@ -1,51 +1,53 @@
-"""Alembic script directory as a graph: read revision files, resolve targets.
+"""The revision graph of a project: read revision files, resolve targets, order steps.
 
-The graph is Alembic's own `RevisionMap`, fed with revisions read from the files'
-source instead of by importing every one of them: targets resolve and steps come
-out in exactly the order `alembic upgrade` / `alembic downgrade` would run them,
-and a revision's module is imported only when its migration actually runs.
+Reading and the common cases are migplan's own, and fast: the files' identifiers
+come from their source (never importing them), cached by file size and mtime, and
+a plan along one line of history is worked out directly. Everything else goes to
+Alembic's own `RevisionMap`, built from the same revisions, so that targets resolve
+and steps come out exactly as `alembic upgrade` / `alembic downgrade` would run
+them. A revision's module is imported only when its migration runs.
 """
 
 from __future__ import annotations
 
-import argparse
 import ast
 import difflib
 import functools
 import hashlib
+import heapq
+import os
 import re
-import sys
 from collections.abc import Iterable
 from collections.abc import Iterator
+from collections.abc import Mapping
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING
+from typing import Any
 
-from alembic.config import Config
-from alembic.script import Script
-from alembic.script import ScriptDirectory
-from alembic.script import revision as alembic_revision
-from alembic.util import CommandError
-from alembic.util import load_python_file
-
+from migplan import cache
 from migplan import lint
 from migplan.errors import NotAncestor
 from migplan.errors import RevisionGraphError
 from migplan.errors import TargetError
 
 if TYPE_CHECKING:
-    from typing import TextIO
-
+    from alembic.config import Config
     from alembic.runtime.migration import RevisionStep
+    from alembic.script import ScriptDirectory
+    from alembic.script.revision import RevisionMap
 
     from migplan.config import Project
     from migplan.lint import Analysis
 
 Heads = tuple[str, ...]
 """A set of revisions, sorted: the heads of a database or a resolved target."""
+
+ILLEGAL = frozenset("@-+:")
+"""Characters Alembic refuses in a revision id."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,8 @@ class RevisionFile:
     depends_on: tuple[str, ...] = ()
     text: str | None = None
     """The source, when the revision does not come from a file (tests)."""
+    sha256: str | None = None
+    """The checksum of the file as it was read."""
 
     @property
     def message(self) -> str:
@@ -68,6 +72,8 @@ class RevisionFile:
 
     def checksum(self) -> str:
         """Return the sha256 of the file's bytes."""
+        if self.sha256 is not None:
+            return self.sha256
         if self.text is not None:
             return hashlib.sha256(self.text.encode()).hexdigest()
         return file_checksum(self.path)
@@ -90,66 +96,141 @@ def file_checksum(path: Path) -> str:
         raise RevisionGraphError(f"{path.name}: cannot read: {err}") from err
 
 
-class _LazyScript(Script):
-    """An Alembic `Script` whose module is imported on first use."""
-
-    def __init__(self, file: RevisionFile) -> None:
-        self.file = file
-        self.path = str(file.path)
-        alembic_revision.Revision.__init__(
-            self,
-            file.revision,
-            file.down_revision or None,
-            dependencies=file.depends_on or None,
-            branch_labels=file.branch_labels or None,
-        )
-
-    @functools.cached_property
-    def module(self) -> ModuleType:  # type: ignore[override]
-        path = Path(self.path)
-        return load_python_file(path.parent, path.name)
-
-    @property
-    def longdoc(self) -> str:
-        return self.file.longdoc
-
-
 class RevisionGraph:
     """The revisions of a project and the relations between them."""
 
     def __init__(self, files: Iterable[RevisionFile], root: Path | None = None) -> None:
-        self.root = root
-        self._analyses: dict[str, Analysis] = {}
-        self._checksums: dict[str, str] = {}
-        self.files: dict[str, RevisionFile] = {}
-        scripts: list[_LazyScript] = []
+        by_revision: dict[str, RevisionFile] = {}
         for file in files:
-            if file.revision in self.files:
-                other = self.files[file.revision].path.name
+            if file.revision in by_revision:
+                other = by_revision[file.revision].path.name
                 raise RevisionGraphError(
                     f"revision {file.revision!r} is declared twice: in {other} and "
                     f"in {file.path.name}"
                 )
-            self.files[file.revision] = file
-            try:
-                scripts.append(_LazyScript(file))
-            except alembic_revision.RevisionError as err:
-                raise RevisionGraphError(f"{file.path.name}: {err}") from err
-        self.map = alembic_revision.RevisionMap(lambda: scripts)
-        for file in self.files.values():
-            for down in (*file.down_revision, *file.depends_on):
-                if down not in self.files and not self._is_label(down):
+            illegal = sorted(ILLEGAL & set(file.revision))
+            if illegal:
+                raise RevisionGraphError(
+                    f"{file.path.name}: character(s) {', '.join(illegal)} not allowed "
+                    f"in revision identifier {file.revision!r}"
+                )
+            by_revision[file.revision] = file
+        self._setup(
+            by_revision,
+            {rev: f.down_revision for rev, f in by_revision.items()},
+            {rev: f.depends_on for rev, f in by_revision.items() if f.depends_on},
+            {label: rev for rev, f in by_revision.items() for label in f.branch_labels},
+            root,
+        )
+        for rev, file in by_revision.items():
+            for down in file.down_revision:
+                if down not in by_revision:
                     raise RevisionGraphError(
-                        f"{file.path.name}: revision {file.revision!r} refers to "
+                        f"{file.path.name}: revision {rev!r} refers to "
                         f"{down!r}, which no revision file declares"
                     )
+            for dep in file.depends_on:
+                if dep not in by_revision and dep not in self.labels:
+                    raise RevisionGraphError(
+                        f"{file.path.name}: revision {rev!r} depends on "
+                        f"{dep!r}, which no revision file declares"
+                    )
+        self._check_cycles()
+
+    def _setup(
+        self,
+        files: Mapping[str, RevisionFile],
+        down: dict[str, tuple[str, ...]],
+        depends: dict[str, tuple[str, ...]],
+        labels: dict[str, str],
+        root: Path | None,
+    ) -> None:
+        self.root = root
+        self.files = files
+        self.down = down
+        """Each revision's down revisions."""
+        self.depends = depends
+        """The depends_on of the revisions that have one, as written."""
+        self.labels = labels
+        """Branch labels, and the revision that carries each."""
+        self.has_dependencies = bool(depends)
+        children: dict[str, list[str]] = {rev: [] for rev in down}
+        for rev, below in down.items():
+            for parent in below:
+                if parent in children:
+                    children[parent].append(rev)
+        self.children = children
+        self._analyses: dict[str, Analysis] = {}
+        self._checksums: dict[str, str] = {}
+
+    @classmethod
+    def _from_snapshot(
+        cls, snapshot: dict[str, Any], details: _Details, root: Path | None
+    ) -> RevisionGraph:
+        """Rebuild a graph from a snapshot of an unchanged, already validated history."""
+        graph = cls.__new__(cls)
+        revs: list[str] = snapshot["revs"]
+        rows = dict(
+            zip(
+                revs,
+                zip(snapshot["names"], snapshot["stamps"], strict=True),
+                strict=True,
+            )
+        )
+        graph._setup(
+            _SnapshotFiles(rows, details),
+            dict(zip(revs, map(tuple, snapshot["down"]), strict=True)),
+            {rev: tuple(deps) for rev, deps in snapshot["deps"].items()},
+            dict(snapshot["labels"]),
+            root,
+        )
+        graph.__dict__["depth"] = dict(zip(revs, snapshot["depth"], strict=True))
+        return graph
+
+    def _parents(self, revision: str) -> tuple[str, ...]:
+        """Down revisions and (resolved) dependencies: what must run first."""
+        depends = self.depends.get(revision)
+        if not depends:
+            return self.down[revision]
+        deps = tuple(self.labels.get(d, d) for d in depends)
+        return tuple(dict.fromkeys(self.down[revision] + deps))
+
+    def _check_cycles(self) -> None:
+        state: dict[str, int] = {}
+        for start in self.down:
+            if start in state:
+                continue
+            stack: list[tuple[str, Iterator[str]]] = [
+                (start, iter(self._parents(start)))
+            ]
+            state[start] = 1
+            while stack:
+                node, parents = stack[-1]
+                for parent in parents:
+                    if state.get(parent) == 1:
+                        raise RevisionGraphError(
+                            f"invalid revision graph: cycle through {parent} and {node}"
+                        )
+                    if parent not in state:
+                        state[parent] = 1
+                        stack.append((parent, iter(self._parents(parent))))
+                        break
+                else:
+                    state[node] = 2
+                    stack.pop()
+
+    @functools.cached_property
+    def map(self) -> RevisionMap:
+        """Alembic's RevisionMap of these revisions (imports Alembic)."""
+        from alembic.script import revision as alembic_revision
+
+        scripts = [_lazy_script_class()(file) for file in self.files.values()]
+        revision_map = alembic_revision.RevisionMap(lambda: scripts)
         try:
-            self.map.heads  # noqa: B018 - builds the map, detecting cycles
+            revision_map.heads  # noqa: B018 - builds the map, checking labels
         except alembic_revision.RevisionError as err:
             raise RevisionGraphError(f"invalid revision graph: {err}") from err
-
-    def _is_label(self, name: str) -> bool:
-        return any(name in f.branch_labels for f in self.files.values())
+        return revision_map
 
     @classmethod
     def from_pairs(
@@ -172,15 +253,15 @@ class RevisionGraph:
     def __contains__(self, revision: object) -> bool:
         return revision in self.files
 
-    @property
+    @functools.cached_property
     def heads(self) -> Heads:
-        """The head revisions of the graph, sorted."""
-        return tuple(sorted(self.map.heads))
+        """The head revisions of the graph (nothing is upgraded from them), sorted."""
+        return tuple(sorted(rev for rev, below in self.children.items() if not below))
 
     @property
     def bases(self) -> Heads:
         """The base revisions of the graph, sorted."""
-        return tuple(sorted(self.map.bases))
+        return tuple(sorted(r for r, below in self.down.items() if not below))
 
     def get(self, revision: str) -> RevisionFile:
         """Return the file of a full revision id."""
@@ -194,9 +275,10 @@ class RevisionGraph:
 
     def checksum(self, revision: str) -> str:
         """Return the sha256 of a revision's file (read once)."""
-        if revision not in self._checksums:
-            self._checksums[revision] = self.files[revision].checksum()
-        return self._checksums[revision]
+        found = self._checksums.get(revision)
+        if found is None:
+            found = self._checksums[revision] = self.files[revision].checksum()
+        return found
 
     def relative_path(self, revision: str) -> str:
         """Return a revision's path relative to the project, for display."""
@@ -205,8 +287,25 @@ class RevisionGraph:
             return path.relative_to(self.root).as_posix()
         return path.as_posix()
 
+    def ancestors(self, revisions: Iterable[str]) -> set[str]:
+        """Return `revisions` and everything below them (dependencies included)."""
+        found: set[str] = set()
+        stack = [r for r in revisions if r in self.files]
+        while stack:
+            rev = stack.pop()
+            if rev not in found:
+                found.add(rev)
+                stack.extend(self._parents(rev))
+        return found
+
+    def is_ancestor(self, ancestor: str, revision: str) -> bool:
+        """Return whether `ancestor` is `revision` or lies below it."""
+        return ancestor in self.ancestors((revision,))
+
     def resolve(self, target: Sequence[str]) -> Heads:
         """Return the revisions a target names (``()`` for ``base``)."""
+        from alembic.script import revision as alembic_revision
+
         resolved: set[str] = set()
         for expr in target:
             with self._translate_errors(expr):
@@ -221,8 +320,13 @@ class RevisionGraph:
             )
         return tuple(sorted(resolved))
 
+    # -- the order of the steps ---------------------------------------------------
+
     def upgrade_revisions(self, target: Sequence[str], current: Heads) -> list[str]:
         """Return, in order, the revisions `alembic upgrade TARGET` would run."""
+        fast = self._line_up(target, current)
+        if fast is not None:
+            return fast
         destination = _as_identifier(target)
         with self._translate_errors(" ".join(target)):
             revs = self.map.iterate_revisions(destination, current, implicit_base=True)
@@ -230,6 +334,9 @@ class RevisionGraph:
 
     def downgrade_revisions(self, target: Sequence[str], current: Heads) -> list[str]:
         """Return, in order, the revisions `alembic downgrade TARGET` would run."""
+        fast = self._line_down(target, current)
+        if fast is not None:
+            return fast
         destination = _as_identifier(target)
         with self._translate_errors(" ".join(target)):
             revs = self.map.iterate_revisions(
@@ -237,8 +344,125 @@ class RevisionGraph:
             )
             return [rev.revision for rev in revs]
 
+    def _simple_target(self, target: Sequence[str]) -> Heads | None:
+        """Resolve the targets migplan orders itself: a revision id, head(s), base."""
+        if len(target) != 1 or self.has_dependencies:
+            return None
+        expr = target[0]
+        if expr in self.files:
+            return (expr,)
+        if expr == "heads" or expr == "head" and len(self.heads) == 1:
+            return self.heads
+        if expr == "base":
+            return ()
+        return None
+
+    def _line(self, revisions: set[str]) -> list[str] | None:
+        """Order `revisions` bottom-up if they form one line of history (resting on
+        revisions outside the set): then every order Alembic could pick is this one."""
+        line: list[str] = []
+        previous: str | None = None
+        for _ in range(len(revisions)):
+            candidates = [
+                rev
+                for rev in revisions
+                if rev not in line
+                and all(p not in revisions or p == previous for p in self.down[rev])
+                and (previous is None or previous in self.down[rev])
+            ]
+            if len(candidates) != 1:
+                return None
+            previous = candidates[0]
+            line.append(previous)
+        return line
+
+    @functools.cached_property
+    def depth(self) -> dict[str, int]:
+        """Each revision's distance from the roots (longest path), parents first."""
+        depth: dict[str, int] = {}
+        for start in self.down:
+            stack = [start]
+            while stack:
+                rev = stack[-1]
+                if rev in depth:
+                    stack.pop()
+                    continue
+                missing = [p for p in self._parents(rev) if p not in depth]
+                if missing:
+                    stack.extend(missing)
+                    continue
+                depth[rev] = 1 + max((depth[p] for p in self._parents(rev)), default=0)
+                stack.pop()
+        return depth
+
+    def pending(self, targets: Iterable[str], current: Iterable[str]) -> set[str]:
+        """Return the ancestors of `targets` that are not ancestors of `current`.
+
+        Both sides walk down together, deepest first, and stop as soon as all that
+        is left lies below `current`: the cost follows the plan, not the history.
+        """
+        depth = self.depth
+        heap: list[tuple[int, str]] = []
+        side: dict[str, bool] = {}  # True: below current (applied)
+        for rev in current:
+            side[rev] = True
+            heapq.heappush(heap, (-depth[rev], rev))
+        targeted = 0
+        for rev in targets:
+            if rev not in side:
+                side[rev] = False
+                targeted += 1
+                heapq.heappush(heap, (-depth[rev], rev))
+        found: set[str] = set()
+        while targeted:
+            _, rev = heapq.heappop(heap)
+            applied = side[rev]
+            if not applied:
+                targeted -= 1
+                found.add(rev)
+            for parent in self._parents(rev):
+                known = side.get(parent)
+                if known is None:
+                    side[parent] = applied
+                    targeted += not applied
+                    heapq.heappush(heap, (-depth[parent], parent))
+                elif applied and not known:
+                    side[parent] = True  # reached from current too, while queued
+                    targeted -= 1
+        return found
+
+    def _line_up(self, target: Sequence[str], current: Heads) -> list[str] | None:
+        resolved = self._simple_target(target)
+        if resolved is None or not all(c in self.files for c in current):
+            return None
+        pending = self.pending(resolved, current)
+        if not pending:
+            return []  # at or below the target: `alembic upgrade` runs nothing
+        if len(pending) > 64:
+            return None  # long plans are rare and Alembic orders them fast enough
+        return self._line(pending)
+
+    def _line_down(self, target: Sequence[str], current: Heads) -> list[str] | None:
+        resolved = self._simple_target(target)
+        if resolved is None or len(current) != 1 or current[0] not in self.files:
+            return None
+        applied = self.ancestors(current)
+        if not set(resolved) <= applied:
+            return None  # not below: Alembic says why
+        remove = applied - self.ancestors(resolved)
+        if not remove:
+            return []
+        if len(remove) > 64 or any(len(self.down[r]) > 1 for r in remove):
+            return None
+        line = self._line(remove)
+        return None if line is None or line[-1] != current[0] else line[::-1]
+
     def heads_after(self, current: Heads, steps: Iterable[tuple[str, bool]]) -> Heads:
         """Return the database's heads after running (revision, is_upgrade) steps."""
+        steps = list(steps)
+        fast = self._heads_after_line(current, steps)
+        if fast is not None:
+            return fast
         from alembic.runtime.migration import HeadMaintainer
 
         class _Simulated(HeadMaintainer):
@@ -266,6 +490,26 @@ class RevisionGraph:
                 ) from err
         return tuple(sorted(maintainer.heads))
 
+    def _heads_after_line(
+        self, current: Heads, steps: list[tuple[str, bool]]
+    ) -> Heads | None:
+        """The version table after the plans migplan orders itself (no depends_on):
+        an upgrade replaces its down revisions by itself, a downgrade of the one
+        head by its single down revision."""
+        if self.has_dependencies:
+            return None
+        heads = set(current)
+        for revision, is_upgrade in steps:
+            down = self.down[revision]
+            if is_upgrade:
+                heads.difference_update(down)
+                heads.add(revision)
+            elif heads == {revision} and len(down) <= 1:
+                heads = set(down)
+            else:
+                return None
+        return tuple(sorted(heads))
+
     def migration_step(
         self, revision: str, is_upgrade: bool, runnable: bool = False
     ) -> RevisionStep:
@@ -284,27 +528,19 @@ class RevisionGraph:
         step.is_upgrade = is_upgrade
         return step
 
-    def is_ancestor(self, ancestor: str, revision: str) -> bool:
-        """Return whether `ancestor` is `revision` or lies below it."""
-        nodes = self.map._get_ancestor_nodes(
-            [self.map.get_revision(revision)], include_dependencies=True
-        )
-        return any(node.revision == ancestor for node in nodes if node is not None)
-
-    def ancestors(self, revisions: Iterable[str]) -> set[str]:
-        """Return `revisions` and everything below them (dependencies included)."""
-        revs = [self.map.get_revision(r) for r in revisions]
-        nodes = self.map._get_ancestor_nodes(revs, include_dependencies=True)
-        return {node.revision for node in nodes if node is not None}
-
     def script_directory(self, config: Config) -> ScriptDirectory:
         """Return Alembic's ScriptDirectory for `config`, sharing this graph."""
+        from migplan.scripts import script_directory
+
         script = script_directory(config)
         script.revision_map = self.map
         return script
 
     @contextmanager
     def _translate_errors(self, expr: str) -> Iterator[None]:
+        from alembic.script import revision as alembic_revision
+        from alembic.util import CommandError
+
         try:
             yield
         except alembic_revision.MultipleHeads as err:
@@ -336,10 +572,7 @@ class RevisionGraph:
                 f"{', '.join(candidates)}"
             )
         argument = str(getattr(err, "argument", expr))
-        names = [
-            *self.files,
-            *{lbl for f in self.files.values() for lbl in f.branch_labels},
-        ]
+        names = [*self.files, *self.labels]
         close = difflib.get_close_matches(argument, names, n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         if "No such revision or branch" in text or "not present" in text:
@@ -354,101 +587,237 @@ def _as_identifier(target: Sequence[str]) -> str | tuple[str, ...]:
     return target[0] if len(target) == 1 else tuple(target)
 
 
-TEMPLATES = Path(__file__).with_name("templates")
+@functools.cache
+def _lazy_script_class() -> type[Any]:
+    """Alembic's `Script`, whose module is imported on first use."""
+    from alembic.script import Script
+    from alembic.script import revision as alembic_revision
+    from alembic.util import load_python_file
+
+    class LazyScript(Script):
+        def __init__(self, file: RevisionFile) -> None:
+            self.file = file
+            self.path = str(file.path)
+            try:
+                alembic_revision.Revision.__init__(
+                    self,
+                    file.revision,
+                    file.down_revision or None,
+                    dependencies=file.depends_on or None,
+                    branch_labels=file.branch_labels or None,
+                )
+            except alembic_revision.RevisionError as err:
+                raise RevisionGraphError(f"{file.path.name}: {err}") from err
+
+        @functools.cached_property
+        def module(self) -> Any:  # type: ignore[override]
+            path = Path(self.path)
+            return load_python_file(path.parent, path.name)
+
+        @property
+        def longdoc(self) -> str:
+            return self.file.longdoc
+
+    return LazyScript
 
 
-class MigplanConfig(Config):
-    """Alembic's Config, with migplan's env.py templates beside Alembic's own."""
-
-    def get_template_directory(self) -> str:
-        templates = self.attributes.get("migplan.templates")
-        return str(templates) if templates else super().get_template_directory()
+# -- reading revision files ----------------------------------------------------------
 
 
-def alembic_config(
-    project: Project,
-    url: str | None = None,
-    *,
-    cmd_opts: argparse.Namespace | None = None,
-    stdout: TextIO | None = None,
-) -> Config:
-    """Return the Alembic Config of a project, pointed at `url` when given.
+def load_graph(project: Project) -> RevisionGraph:
+    """Read every revision file of the project into a graph.
 
-    The ini file is the one Flask-Migrate keeps in the migrations folder, else a
-    plain Alembic project's alembic.ini beside migplan.yaml; either way the
-    script location and the URL come from migplan.yaml.
+    Files whose size, mtime and inode match the cache are not read again; when
+    none changed, the graph is rebuilt from the cache without validating it again.
     """
-    ini = next(
-        (
-            path
-            for path in (
-                project.migrations / "alembic.ini",
-                project.root / "alembic.ini",
+    if not project.migrations.is_dir():
+        raise RevisionGraphError(
+            f"{project.migrations}: no such folder (create it with 'migplan db init')"
+        )
+    if _ini_changes_listing(project):
+        from migplan import scripts as alembic_scripts
+
+        if alembic_scripts.is_sourceless(project):
+            # compiled-only revisions: let Alembic import them, it is the only way
+            return RevisionGraph(alembic_scripts.from_modules(project), project.root)
+        paths: list[tuple[str, os.stat_result | None]] = [
+            (str(path), None) for path in alembic_scripts.revision_paths(project)
+        ]
+    else:
+        paths = list(_versions(project.migrations / "versions"))
+    return _load_cached(project.migrations, paths, project.root)
+
+
+def _ini_changes_listing(project: Project) -> bool:
+    """Whether the ini tells Alembic to look for revisions elsewhere or otherwise."""
+    import configparser
+
+    for ini in (project.migrations / "alembic.ini", project.root / "alembic.ini"):
+        if ini.is_file():
+            parser = configparser.ConfigParser(interpolation=None)
+            try:
+                parser.read(ini, encoding="utf-8")
+            except configparser.Error:
+                return True
+            return any(
+                parser.has_option("alembic", option)
+                for option in (
+                    "version_locations",
+                    "recursive_version_locations",
+                    "sourceless",
+                )
             )
-            if path.is_file()
-        ),
-        None,
+    return False
+
+
+def _versions(folder: Path) -> list[tuple[str, os.stat_result]]:
+    """The revision files of a versions folder, as Alembic lists them, with their stat."""
+    try:
+        with os.scandir(folder) as entries:
+            found = [
+                (entry.path, entry.stat())
+                for entry in entries
+                if entry.name.endswith(".py")
+                and not entry.name.startswith((".#", "__init__"))
+                and entry.is_file()
+            ]
+    except FileNotFoundError:
+        return []
+    except OSError as err:
+        raise RevisionGraphError(f"{folder}: cannot list: {err.strerror}") from err
+    return sorted(found, key=lambda item: item[0])
+
+
+def _load_cached(
+    migrations: Path, paths: Sequence[tuple[str, os.stat_result | None]], root: Path
+) -> RevisionGraph:
+    """Build the graph, reusing what the cache knows of unchanged files.
+
+    Two cache entries: a snapshot of the validated graph, used as it is when no
+    file changed (their size, mtime and inode say so), and each file's details
+    (identifiers, docstring, checksum), used for the files that did not change.
+    """
+    key = str(migrations.resolve())
+    names: list[str] = []
+    stamps: list[list[int]] = []
+    for path, stat in paths:
+        try:
+            stat = stat or os.stat(path)
+        except OSError as err:
+            name = os.path.basename(path)
+            raise RevisionGraphError(f"{name}: cannot read: {err.strerror}") from err
+        names.append(path)
+        stamps.append([stat.st_size, stat.st_mtime_ns, stat.st_ino])
+    details = _Details(key)
+    snapshot = cache.load("graph", key)
+    if snapshot and snapshot.get("names") == names and snapshot.get("stamps") == stamps:
+        try:
+            return RevisionGraph._from_snapshot(snapshot, details, root)
+        except (KeyError, TypeError, ValueError):
+            pass  # a damaged cache: read the files
+    files = []
+    for path, stamp in zip(names, stamps, strict=True):
+        file = details.file(path, stamp) or read_revision_file(Path(path))
+        details.remember(path, stamp, file)
+        files.append(file)
+    graph = RevisionGraph(files, root)
+    revs = [file.revision for file in files]
+    cache.store(
+        "graph",
+        key,
+        {
+            "names": names,
+            "stamps": stamps,
+            "revs": revs,
+            "down": [file.down_revision for file in files],
+            "deps": {f.revision: f.depends_on for f in files if f.depends_on},
+            "labels": graph.labels,
+            "depth": [graph.depth[rev] for rev in revs],
+        },
     )
-    options = cmd_opts or argparse.Namespace()
-    if not hasattr(options, "x"):
-        options.x = []
-    config = MigplanConfig(ini, cmd_opts=options, stdout=stdout or sys.stdout)
-    config.set_main_option("script_location", str(project.migrations))
-    if url is not None:
-        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    return config
+    details.save()
+    return graph
 
 
-def script_directory(config: Config) -> ScriptDirectory:
-    """Return Alembic's ScriptDirectory, turning its errors into ours."""
-    try:
-        return ScriptDirectory.from_config(config)
-    except CommandError as err:
-        raise RevisionGraphError(str(err)) from err
+class _Details:
+    """Each revision file's identifiers, docstring and checksum, by path and stamp."""
 
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self._known: dict[str, object] | None = None
+        self._fresh: dict[str, object] = {}
 
-def load_graph(config: Config, root: Path | None = None) -> RevisionGraph:
-    """Read every revision file of the script directory into a graph."""
-    script = script_directory(config)
-    if script.sourceless:
-        # compiled-only revisions: let Alembic import them, it is the only way
-        return RevisionGraph(_from_modules(script), root)
-    files = (read_revision_file(path) for path in revision_paths(script))
-    return RevisionGraph(files, root)
+    @property
+    def loaded(self) -> bool:
+        return self._known is not None
 
+    def _load(self) -> dict[str, object]:
+        if self._known is None:
+            self._known = cache.load("revision-files", self.key) or {}
+        return self._known
 
-def revision_paths(script: ScriptDirectory) -> list[Path]:
-    """Return the revision files Alembic would load, in Alembic's order."""
-    from alembic.script.base import _only_source_rev_file
-
-    seen: set[Path] = set()
-    paths: list[Path] = []
-    for location in script._version_locations:
-        if not location.exists():
-            continue
-        for path in Script._list_py_dir(script, location):
-            if not _only_source_rev_file.match(path.name):
-                continue
-            real = path.resolve()
-            if real not in seen:
-                seen.add(real)
-                paths.append(real)
-    return paths
-
-
-def _from_modules(script: ScriptDirectory) -> Iterator[RevisionFile]:
-    try:
-        for rev in script.walk_revisions():
-            yield RevisionFile(
-                rev.revision,
-                tuple(rev._versioned_down_revisions),
-                Path(rev.path),
-                rev.longdoc,
-                tuple(sorted(rev.branch_labels)),
-                _as_tuple(rev.dependencies),
+    def file(self, path: str, stamp: list[int]) -> RevisionFile | None:
+        """Return the cached RevisionFile of `path`, if the file has not changed."""
+        found = self._load().get(path)
+        if not (isinstance(found, list) and len(found) == 7 and found[0] == stamp):
+            return None
+        _, revision, down, depends, labels, longdoc, sha256 = found
+        try:
+            return RevisionFile(
+                revision=str(revision),
+                down_revision=tuple(str(d) for d in down),
+                path=Path(path),
+                longdoc=str(longdoc),
+                branch_labels=tuple(str(b) for b in labels),
+                depends_on=tuple(str(d) for d in depends),
+                sha256=str(sha256),
             )
-    except (CommandError, alembic_revision.RevisionError) as err:
-        raise RevisionGraphError(str(err)) from err
+        except TypeError:
+            return None
+
+    def remember(self, path: str, stamp: list[int], file: RevisionFile) -> None:
+        self._fresh[path] = [
+            stamp,
+            file.revision,
+            file.down_revision,
+            file.depends_on,
+            file.branch_labels,
+            file.longdoc,
+            file.checksum(),
+        ]
+
+    def save(self) -> None:
+        cache.store("revision-files", self.key, self._fresh)
+
+
+class _SnapshotFiles(Mapping[str, RevisionFile]):
+    """The files of a snapshot, made into RevisionFile objects only when used."""
+
+    def __init__(
+        self, rows: dict[str, tuple[str, list[int]]], details: _Details
+    ) -> None:
+        self._rows = rows
+        self._details = details
+        self._made: dict[str, RevisionFile] = {}
+
+    def __getitem__(self, revision: str) -> RevisionFile:
+        made = self._made.get(revision)
+        if made is None:
+            path, stamp = self._rows[revision]
+            # a plan's few steps: read their files; many (checksums): load details
+            cached = self._details.file(path, stamp) if len(self._made) > 16 else None
+            made = cached or read_revision_file(Path(path))
+            self._made[revision] = made
+        return made
+
+    def __contains__(self, revision: object) -> bool:
+        return revision in self._rows
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
 
 
 _ASSIGNMENT = re.compile(
@@ -466,29 +835,32 @@ _NESTED_ASSIGNMENT = re.compile(
 def read_revision_file(path: Path) -> RevisionFile:
     """Read a revision file's identifiers and docstring from its source."""
     try:
-        source = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
+        source = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise RevisionGraphError(f"{path.name}: cannot read: {err}") from err
+    sha256 = hashlib.sha256(data).hexdigest()
     found = _scan_source(source)
     if found is None:
         found = _scan_ast(path, source)
     if found is None:
-        return _from_import(path)
+        return replace(_from_import(path), sha256=sha256)
     values, longdoc = found
     revision = values.get("revision")
     if not isinstance(revision, str):
-        return _from_import(path)
+        return replace(_from_import(path), sha256=sha256)
     try:
         return RevisionFile(
             revision=revision,
-            down_revision=_as_tuple(values.get("down_revision")),
+            down_revision=as_revisions(values.get("down_revision")),
             path=path,
             longdoc=longdoc,
-            branch_labels=_as_tuple(values.get("branch_labels")),
-            depends_on=_as_tuple(values.get("depends_on")),
+            branch_labels=as_revisions(values.get("branch_labels")),
+            depends_on=as_revisions(values.get("depends_on")),
+            sha256=sha256,
         )
     except TypeError:
-        return _from_import(path)
+        return replace(_from_import(path), sha256=sha256)
 
 
 def _scan_source(source: str) -> tuple[dict[str, object], str] | None:
@@ -595,6 +967,8 @@ def _scan_ast(path: Path, source: str) -> tuple[dict[str, object], str] | None:
 
 def _from_import(path: Path) -> RevisionFile:
     """Last resort, as Alembic does it: import the file and read its attributes."""
+    from alembic.util import load_python_file
+
     try:
         module = load_python_file(path.parent, path.name)
     except Exception as err:  # a revision file may raise anything on import
@@ -604,15 +978,16 @@ def _from_import(path: Path) -> RevisionFile:
         raise RevisionGraphError(f"{path.name}: no 'revision' variable declared")
     return RevisionFile(
         revision=revision,
-        down_revision=_as_tuple(getattr(module, "down_revision", None)),
+        down_revision=as_revisions(getattr(module, "down_revision", None)),
         path=path,
         longdoc=(module.__doc__ or "").strip(),
-        branch_labels=_as_tuple(getattr(module, "branch_labels", None)),
-        depends_on=_as_tuple(getattr(module, "depends_on", None)),
+        branch_labels=as_revisions(getattr(module, "branch_labels", None)),
+        depends_on=as_revisions(getattr(module, "depends_on", None)),
     )
 
 
-def _as_tuple(value: object) -> tuple[str, ...]:
+def as_revisions(value: object) -> tuple[str, ...]:
+    """Return a revision field (None, a string or a sequence) as a tuple."""
     if value is None or value == ():
         return ()
     if isinstance(value, str):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 import uuid
 from collections.abc import Iterator
@@ -30,6 +31,9 @@ MYSQL_ADMIN_URL = os.environ.get(
     "MIGPLAN_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306/test"
 )
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# migplan's cache of revision files: one of the test run's own, never the user's
+os.environ["MIGPLAN_CACHE_DIR"] = tempfile.mkdtemp(prefix="migplan-test-cache-")
 
 
 def _server_or_skip(admin_url: str, name: str) -> sa.Engine:

@@ -13,7 +13,7 @@ ALLOWED = {
     "click": {"cli"},
     "flask": {"appload"},
     "flask_sqlalchemy": {"appload"},
-    "alembic": {"revisions", "database", "executor", "dbcommands", "drift"},
+    "alembic": {"revisions", "scripts", "database", "executor", "dbcommands", "drift"},
 }
 PURE = {"planner", "policy", "render", "lint"}
 
@@ -44,9 +44,20 @@ def test_only_the_allowed_modules_import_click_flask_and_alembic():
 
 
 def test_pure_modules_do_no_io():
-    io_modules = {"os", "subprocess", "socket", "sqlalchemy", "alembic", "click", "flask"}
+    io_modules = {
+        "os",
+        "subprocess",
+        "socket",
+        "sqlalchemy",
+        "alembic",
+        "click",
+        "flask",
+    }
     offenders = sorted(
-        (name, lib) for name, found in modules().items() if name in PURE for lib in found & io_modules
+        (name, lib)
+        for name, found in modules().items()
+        if name in PURE
+        for lib in found & io_modules
     )
     assert offenders == []
 
@@ -61,5 +72,34 @@ def test_help_imports_nothing_heavy():
         "heavy = sorted(m for m in ('sqlalchemy', 'alembic', 'flask', 'yaml', 'jsonschema') if m in sys.modules)\n"
         "print(','.join(heavy))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == ""
+
+
+def test_plan_on_sqlite_loads_neither_sqlalchemy_nor_alembic(project, sqlite_url):
+    # plan and status must stay instant at any history size: on the common path
+    # (SQLite, one line of history) they need neither library
+    from conftest import linear_project
+
+    linear_project(project, sqlite_url, "a1", "b2", "c3")
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from migplan.cli import cli\n"
+        "for _ in range(2):\n"
+        "    result = CliRunner().invoke(cli, ['plan', 'dev'])\n"
+        "    assert result.exit_code == 0, result.output\n"
+        "heavy = sorted(m for m in ('sqlalchemy', 'alembic', 'flask', 'jsonschema') if m in sys.modules)\n"
+        "print(','.join(heavy))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=project.root,
+    )
+    # jsonschema checks migplan.yaml once; the second run trusts the cache
+    assert out.stdout.strip() == "jsonschema"

@@ -1,0 +1,122 @@
+"""Reading revision files: without importing them, and with a cache that is never
+trusted when a file changed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from conftest import linear_project
+
+from migplan import cache
+from migplan.config import load_config
+from migplan.errors import RevisionGraphError
+from migplan.revisions import read_revision_file
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("header", "down", "labels"),
+    [
+        ("revision = 'b2'\ndown_revision = 'a1'\n", ("a1",), ()),
+        ("revision: str = 'b2'\ndown_revision: Union[str, None] = 'a1'\n", ("a1",), ()),
+        (
+            "revision = 'b2'\ndown_revision = ('a1',\n    'x9')  # merge\n",
+            ("a1", "x9"),
+            (),
+        ),
+        (
+            "revision = \"b2\"\ndown_revision = ['a1']\nbranch_labels = ('side',)\n",
+            ("a1",),
+            ("side",),
+        ),
+        ("revision = 'b2'\ndown_revision = None\n", (), ()),
+    ],
+)
+def test_identifiers_are_read_from_the_source(tmp_path, header, down, labels):
+    path = write(
+        tmp_path / "b2.py",
+        f'"""add email\n\nRevision ID: b2\n"""\n{header}\nraise SystemExit("never imported")\n',
+    )
+    file = read_revision_file(path)
+    assert (file.revision, file.down_revision, file.branch_labels) == (
+        "b2",
+        down,
+        labels,
+    )
+    assert file.message == "add email"
+
+
+def test_computed_identifiers_are_imported_as_alembic_does(tmp_path):
+    path = write(
+        tmp_path / "c3.py", "PARENT = 'b2'\nrevision = 'c3'\ndown_revision = PARENT\n"
+    )
+    assert read_revision_file(path).down_revision == ("b2",)
+
+
+def test_a_conditional_assignment_is_not_misread(tmp_path):
+    path = write(
+        tmp_path / "c3.py",
+        "import os\nrevision = 'c3'\nif os.environ.get('NEVER_SET'):\n    down_revision = 'x'\nelse:\n    down_revision = 'b2'\n",
+    )
+    assert read_revision_file(path).down_revision == ("b2",)
+
+
+def test_a_revision_file_that_raises_is_reported(tmp_path):
+    path = write(tmp_path / "c3.py", "revision = compute()\n")
+    with pytest.raises(
+        RevisionGraphError, match=r"c3.py: cannot import: name 'compute' is not defined"
+    ):
+        read_revision_file(path)
+
+
+def _graph(project):
+    return load_config(project.root / "migplan.yaml").graph
+
+
+def test_the_cache_notices_changed_added_and_deleted_files(project, sqlite_url):
+    linear_project(project, sqlite_url, "a1", "b2")
+    assert _graph(project).heads == ("b2",)
+    key = str((project.root / "migrations").resolve())
+    assert cache.load("graph", key)["revs"] == ["a1", "b2"]
+
+    # changed: same size, new mtime
+    b2 = next(project.versions.glob("b2_*.py"))
+    b2.write_text(b2.read_text().replace("'a1'", "None"))
+    os.utime(b2, ns=(b2.stat().st_atime_ns, b2.stat().st_mtime_ns + 10**9))
+    assert _graph(project).heads == ("a1", "b2")
+
+    project.add_revision("c3", "a1")
+    assert _graph(project).heads == ("b2", "c3")
+
+    b2.unlink()
+    assert _graph(project).heads == ("c3",)
+
+
+def test_a_corrupt_cache_is_ignored(project, sqlite_url):
+    linear_project(project, sqlite_url, "a1", "b2")
+    _graph(project)
+    for path in cache.folder().glob("*.json"):
+        path.write_text("{not json")
+    assert _graph(project).heads == ("b2",)
+
+
+def test_a_cache_entry_that_lies_is_not_trusted(project, sqlite_url):
+    linear_project(project, sqlite_url, "a1", "b2")
+    _graph(project)
+    key = str((project.root / "migrations").resolve())
+    files = cache.load("revision-files", key)
+    for entry in files.values():
+        entry[0][1] += 1  # an mtime the files do not have: read them again
+        entry[1] = "forged"
+    cache.store("revision-files", key, files)
+    snapshot = cache.load("graph", key)
+    snapshot["stamps"][0][1] += 1
+    snapshot["revs"] = ["forged", "b2"]
+    cache.store("graph", key, snapshot)
+    assert set(_graph(project).files) == {"a1", "b2"}
