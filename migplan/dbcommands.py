@@ -81,6 +81,10 @@ def _translate_errors() -> Iterator[None]:
         raise MigplanError(mask(" ".join(str(err).split()))) from err
     except sa_exc.SQLAlchemyError as err:
         raise MigplanError(database.reason(err)) from err
+    except Exception as err:
+        # raised by the project's own code: env.py, the app, a revision file
+        text = " ".join(str(err).split())
+        raise MigplanError(mask(f"{type(err).__name__}: {text}".rstrip(": "))) from err
 
 
 def list_templates() -> list[tuple[str, str]]:
