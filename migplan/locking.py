@@ -115,7 +115,9 @@ def _postgresql_lock(
 def _postgresql_holder(connection: sa.Connection, key: int) -> str:
     row = connection.execute(
         sa.text(
-            "SELECT a.application_name, a.client_addr, a.backend_start, a.pid "
+            # state_change, not backend_start: the lock's session is idle from the
+            # moment it took the lock, but it may have been waiting long before that
+            "SELECT a.application_name, a.client_addr, a.state_change, a.pid "
             "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
             "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :ns "
             "AND l.objid = :key AND l.objsubid = 2 "
