@@ -404,10 +404,16 @@ def verdict(
         render.modified_message(graph.relative_path(rev), rev, refuse)
         for rev in modified_revisions(graph, plan.current, runs)
     ]
+    unpromoted: list[str] = []
+    if env.requires is not None and action == "apply" and plan.steps:
+        from migplan import promote
+
+        unpromoted = promote.missing(project, env, plan.after)
     return policy.preflight(
         plan,
         env,
         action=action,
         dirty=render.dirty_message(dirty) if dirty else None,
         modified=modified,
+        unpromoted=unpromoted,
     )

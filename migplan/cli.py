@@ -81,6 +81,19 @@ yes_option = click.option(
     is_flag=True,
     help="Do not ask for confirmation (needed for protected environments without a terminal).",
 )
+database_option = click.option(
+    "--database",
+    "database_name",
+    metavar="NAME",
+    default=None,
+    help="In a fleet, the one database to work on (its name, or part of it).",
+)
+shard_option = click.option(
+    "--shard",
+    metavar="I/N",
+    default=None,
+    help="In a fleet, only the I-th of N shards of its databases (for parallel runners).",
+)
 lock_timeout_option = click.option(
     "--lock-timeout",
     type=click.FloatRange(min=0),
@@ -129,6 +142,8 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     is_flag=True,
     help="Exit 0 when up to date, 2 when changes are pending, 1 on error.",
 )
+@database_option
+@shard_option
 @pass_state
 def plan_command(
     state: State,
@@ -137,6 +152,8 @@ def plan_command(
     as_sql: bool,
     out: str | None,
     detailed_exitcode: bool,
+    database_name: str | None,
+    shard: str | None,
 ) -> None:
     """Show the steps that would bring ENV to its target."""
     from migplan import api
@@ -145,18 +162,39 @@ def plan_command(
 
     project = state.project
     env = project.environment(env_name)
-    plan = api.plan(project, env)
+    if env.is_fleet and database_name is None:
+        if as_sql or out:
+            raise click.UsageError(
+                "--sql and -o work on one database: add --database NAME"
+            )
+        from migplan import fleet
+
+        fleet_plan = fleet.plan(project, env, shard=_shard(shard))
+        click.echo(
+            json.dumps(fleet_plan.to_dict(), indent=2)
+            if as_json
+            else render.fleet_plan_text(fleet_plan)
+        )
+        if fleet_plan.errors:
+            raise MigplanError(
+                f"{len(fleet_plan.errors)} database(s) could not be planned"
+            )
+        if detailed_exitcode and not fleet_plan.up_to_date:
+            sys.exit(EXIT_CHANGES)
+        return
+    url = _url(env, database_name)
+    plan = api.plan(project, env, url=url)
     if out:
-        _save_plan(plan, env, Path(out))
+        _save_plan(plan, url, Path(out))
     if as_json:
         click.echo(render.plan_json(plan))
     elif as_sql:
         from migplan import executor
 
-        chunks = executor.render_sql(project, env, project.graph, plan)
+        chunks = executor.render_sql(project, env, project.graph, plan, url=url)
         click.echo(render.plan_sql(plan, chunks), nl=False)
     else:
-        click.echo(render.plan_text(plan, database.display_url(env.url)))
+        click.echo(render.plan_text(plan, database.display_url(url)))
         if out:
             click.echo(
                 f"Saved to {out}; apply it with: migplan apply {env.name} --plan {out}"
@@ -165,11 +203,27 @@ def plan_command(
         sys.exit(EXIT_CHANGES)
 
 
-def _save_plan(plan: Plan, env: Environment, path: Path) -> None:
+def _url(env: Environment, database_name: str | None) -> str:
+    """The URL a single-database command works on: the environment's, or in a
+    fleet the one --database names."""
+    if database_name is None:
+        return env.url
+    from migplan import fleet
+
+    return fleet.select(env, database_name).url
+
+
+def _shard(text: str | None) -> tuple[int, int] | None:
+    from migplan import fleet
+
+    return None if text is None else fleet.parse_shard(text)
+
+
+def _save_plan(plan: Plan, url: str, path: Path) -> None:
     from migplan import saved
 
     try:
-        path.write_text(saved.dumps(plan, env), encoding="utf-8")
+        path.write_text(saved.dumps(plan, url), encoding="utf-8")
     except OSError as err:
         raise MigplanError(f"cannot write {path}: {err.strerror}") from err
 
@@ -186,6 +240,8 @@ def _save_plan(plan: Plan, env: Environment, path: Path) -> None:
     type=click.Path(dir_okay=False),
     help="Apply exactly this saved plan (from `plan -o`).",
 )
+@database_option
+@shard_option
 @lock_timeout_option
 @pass_state
 def apply_command(
@@ -193,6 +249,8 @@ def apply_command(
     env_name: str | None,
     yes: bool,
     plan_file: str | None,
+    database_name: str | None,
+    shard: str | None,
     lock_timeout: float | None,
 ) -> None:
     """Bring ENV to its target: show the plan, then run it."""
@@ -202,15 +260,21 @@ def apply_command(
 
     project = state.project
     env = project.environment(env_name)
+    if env.is_fleet and database_name is None:
+        if plan_file:
+            raise click.UsageError("--plan works on one database: add --database NAME")
+        _apply_fleet(project, env, _shard(shard), yes, lock_timeout)
+        return
+    url = _url(env, database_name)
     if plan_file:
         from migplan import saved
 
-        plan = saved.load(Path(plan_file), project, env)
+        plan = saved.load(Path(plan_file), project, env, url)
     else:
         from migplan import api
 
-        plan = api.plan(project, env)
-    click.echo(render.plan_text(plan, database.display_url(env.url)))
+        plan = api.plan(project, env, url=url)
+    click.echo(render.plan_text(plan, database.display_url(url)))
     if plan.up_to_date:
         return
     _confirm(env, "apply", yes)
@@ -223,8 +287,40 @@ def apply_command(
         progress=_progress_printer(),
         on_wait=_say,
         lock_timeout=lock_timeout,
+        url=url,
     )
     _finish(result)
+
+
+def _apply_fleet(
+    project: Project,
+    env: Environment,
+    shard: tuple[int, int] | None,
+    yes: bool,
+    lock_timeout: float | None,
+) -> None:
+    from migplan import fleet
+    from migplan import render
+
+    fleet_plan = fleet.plan(project, env, shard=shard)
+    click.echo(render.fleet_plan_text(fleet_plan))
+    if fleet_plan.up_to_date:
+        return
+    _confirm(env, "apply", yes)
+    live = sys.stdout.isatty()
+
+    def show(result: fleet.MemberResult, done: int, total: int) -> None:
+        line = render.fleet_progress(result, done, total)
+        click.echo(("\r\033[K" + line) if live else line, nl=not live)
+
+    outcome = fleet.apply(
+        project, env, shard=shard, on_result=show, lock_timeout=lock_timeout
+    )
+    if live:
+        click.echo()
+    click.echo(render.fleet_summary(outcome))
+    if not outcome.ok:
+        raise MigplanError(render.fleet_failure(outcome))
 
 
 def _finish(result: ApplyResult) -> None:
@@ -287,6 +383,7 @@ def _progress_printer() -> Callable[[Progress], None]:
 @click.option("--dry-run", is_flag=True, help="Show the rollback plan and stop.")
 @json_option
 @yes_option
+@database_option
 @lock_timeout_option
 @pass_state
 def rollback_command(
@@ -297,6 +394,7 @@ def rollback_command(
     dry_run: bool,
     as_json: bool,
     yes: bool,
+    database_name: str | None,
     lock_timeout: float | None,
 ) -> None:
     """Downgrade ENV, within its rollback policy."""
@@ -312,11 +410,12 @@ def rollback_command(
     project = state.project
     env = project.environment(env_name)
     graph = project.graph
-    plan = api.rollback_plan(project, env, to=to, steps=steps)
+    url = _url(env, database_name)
+    plan = api.rollback_plan(project, env, to=to, steps=steps, url=url)
     click.echo(
         render.plan_json(plan)
         if as_json
-        else render.plan_text(plan, database.display_url(env.url))
+        else render.plan_text(plan, database.display_url(url))
     )
     violations = policy.check_rollback(plan, env)
     if violations:
@@ -334,6 +433,7 @@ def rollback_command(
         progress=_progress_printer(),
         on_wait=_say,
         lock_timeout=lock_timeout,
+        url=url,
     )
     _finish(result)
 
@@ -352,22 +452,54 @@ def rollback_command(
     show_default=True,
     help="How many runs to show.",
 )
+@database_option
 @pass_state
-def log_command(state: State, env_name: str | None, as_json: bool, limit: int) -> None:
+def log_command(
+    state: State,
+    env_name: str | None,
+    as_json: bool,
+    limit: int,
+    database_name: str | None,
+) -> None:
     """Show the audit trail of ENV's database: every apply, rollback and resolve."""
     from migplan import audit
     from migplan import render
 
     project = state.project
     env = project.environment(env_name)
-    runs = audit.read_runs(
-        env.url, project.audit_table, schema=project.version_table_schema, limit=limit
-    )
-    click.echo(
-        json.dumps([r.to_dict() for r in runs], indent=2)
-        if as_json
-        else render.log_text(runs)
-    )
+    targets = _databases(env, database_name)
+    trails = {
+        name: audit.read_runs(
+            url, project.audit_table, schema=project.version_table_schema, limit=limit
+        )
+        for name, url in targets
+    }
+    if as_json:
+        shaped = {name: [r.to_dict() for r in runs] for name, runs in trails.items()}
+        click.echo(
+            json.dumps(
+                shaped
+                if env.is_fleet and database_name is None
+                else shaped.popitem()[1],
+                indent=2,
+            )
+        )
+        return
+    for name, runs in trails.items():
+        if len(targets) > 1:
+            click.echo(f"== {name}")
+        click.echo(render.log_text(runs))
+
+
+def _databases(env: Environment, database_name: str | None) -> list[tuple[str, str]]:
+    """(name, url) of each database a per-database command looks at."""
+    if env.is_fleet and database_name is None:
+        from migplan import fleet
+
+        return [(m.name, m.url) for m in fleet.members(env)]
+    return [
+        (env.name if database_name is None else database_name, _url(env, database_name))
+    ]
 
 
 @cli.command("resolve")
@@ -380,6 +512,7 @@ def log_command(state: State, env_name: str | None, as_json: bool, limit: int) -
     help="applied: you completed the half-applied migration by hand; reverted: you undid it.",
 )
 @yes_option
+@database_option
 @lock_timeout_option
 @pass_state
 def resolve_command(
@@ -387,6 +520,7 @@ def resolve_command(
     env_name: str | None,
     outcome: str,
     yes: bool,
+    database_name: str | None,
     lock_timeout: float | None,
 ) -> None:
     """Settle a database left dirty by a migration that stopped half-way."""
@@ -403,6 +537,7 @@ def resolve_command(
         outcome,  # type: ignore[arg-type]
         on_wait=_say,
         lock_timeout=lock_timeout,
+        url=_url(env, database_name),
     )
     click.echo(
         f"Resolved {run.dirty_direction} {run.dirty_revision} as {outcome}; "
@@ -416,23 +551,33 @@ def resolve_command(
 @cli.command("drift")
 @env_argument
 @json_option
+@database_option
 @pass_state
-def drift_command(state: State, env_name: str | None, as_json: bool) -> None:
+def drift_command(
+    state: State, env_name: str | None, as_json: bool, database_name: str | None
+) -> None:
     """Compare ENV's database with the models; exit 2 when they differ."""
     from migplan import drift
 
     project = state.project
     env = project.environment(env_name)
-    differences = drift.environment_drift(project, env.url)
+    found = {
+        name: drift.environment_drift(project, url)
+        for name, url in _databases(env, database_name)
+    }
     if as_json:
-        click.echo(json.dumps([d.to_dict() for d in differences], indent=2))
-    elif differences:
-        click.echo(f"{env.name}: the database differs from the models:")
-        for difference in differences:
-            click.echo(f"  {difference}")
-    else:
-        click.echo(f"{env.name}: the database matches the models.")
-    if differences:
+        shaped = {name: [d.to_dict() for d in diffs] for name, diffs in found.items()}
+        click.echo(
+            json.dumps(shaped if len(shaped) > 1 else shaped.popitem()[1], indent=2)
+        )
+    for name, differences in found.items() if not as_json else ():
+        if differences:
+            click.echo(f"{name}: the database differs from the models:")
+            for difference in differences:
+                click.echo(f"  {difference}")
+        else:
+            click.echo(f"{name}: the database matches the models.")
+    if any(found.values()):
         sys.exit(EXIT_CHANGES)
 
 
@@ -466,6 +611,40 @@ def verify_command(state: State, url: str | None, env_name: str | None) -> None:
     click.echo(render.verify_text(report))
     if not report.ok:
         raise MigplanError(f"verify found {len(report.problems)} problem(s)")
+
+
+# -- promote / graph -------------------------------------------------------------
+
+
+@cli.command("promote")
+@click.argument("source")
+@click.argument("destination")
+@pass_state
+def promote_command(state: State, source: str, destination: str) -> None:
+    """Set DESTINATION's target to SOURCE's current revision, and show its plan."""
+    from migplan import api
+    from migplan import config
+    from migplan import database
+    from migplan import promote
+    from migplan import render
+
+    project = state.project
+    heads = promote.current_target(project, project.environment(source))
+    env = project.environment(destination)
+    promote.set_target(project.path, env.name, heads)
+    click.echo(
+        f"{project.path.name}: {env.name}.target: {env.target_text} -> {' '.join(heads)}"
+    )
+    project = config.load_config(project.path)
+    env = project.environment(destination)
+    if env.is_fleet:
+        from migplan import fleet
+
+        click.echo(render.fleet_plan_text(fleet.plan(project, env)))
+    else:
+        click.echo(
+            render.plan_text(api.plan(project, env), database.display_url(env.url))
+        )
 
 
 # -- status / validate -----------------------------------------------------------

@@ -125,10 +125,10 @@ class Environment:
     @functools.cached_property
     def url(self) -> str:
         """The database URL with ${VAR} expanded and relative SQLite paths resolved."""
-        if self.url_template is None or self.is_fleet and not self.schemas:
+        if self.url_template is None or self.is_fleet:
             raise ConfigError(
-                f"environment {self.name!r} is a fleet of databases; "
-                "this command works on one database"
+                f"environment {self.name!r} is a fleet of databases; pick one with "
+                "--database NAME"
             )
         return self.resolve_url(self.url_template, self.url_location)
 

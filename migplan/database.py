@@ -252,3 +252,15 @@ def write_heads(
                     connection.execute(table.insert().values(version_num=head))
         except sa_exc.SQLAlchemyError as err:
             raise DatabaseError(f"cannot write {version_table}: {reason(err)}") from err
+
+
+def search_path(url: str) -> str | None:
+    """The schema a PostgreSQL URL's ``options=-csearch_path=...`` selects, if any."""
+    if "search_path" not in url:
+        return None
+    query = urllib.parse.urlsplit(url).query
+    for option in urllib.parse.parse_qs(query).get("options", []):
+        match = re.search(r"search_path\s*=\s*([^\s,]+)", option)
+        if match:
+            return match.group(1)
+    return None

@@ -389,7 +389,8 @@ def apply(
     with locking.migration_lock(
         url,
         version_table=project.version_table,
-        schema=project.version_table_schema,
+        # one lock per version table: per schema, for a fleet of tenant schemas
+        schema=project.version_table_schema or database.search_path(url),
         timeout=env.lock_timeout if lock_timeout is None else lock_timeout,
         on_wait=on_wait,
     ):
@@ -479,13 +480,19 @@ def _is_suffix(steps: Sequence[Step], of: Sequence[Step]) -> bool:
 
 
 def render_sql(
-    project: Project, env: Environment, graph: RevisionGraph, plan: Plan
+    project: Project,
+    env: Environment,
+    graph: RevisionGraph,
+    plan: Plan,
+    *,
+    url: str | None = None,
 ) -> list[str]:
     """Return the SQL of each step, as Alembic's offline (--sql) mode writes it."""
     if not plan.steps:
         return []
     load_modules(graph, plan.steps)
-    config = scripts.alembic_config(project, env.url)
+    url = url or env.url
+    config = scripts.alembic_config(project, url)
     script = graph.script_directory(config)
     buffer = io.StringIO()
     ends: list[int] = []
@@ -496,7 +503,7 @@ def render_sql(
             for step in plan.steps
         ]
 
-    engine = database.create_engine(env.url)
+    engine = database.create_engine(url)
     try:
         with _quiet_alembic(), appload.app_context(project, engine) as app:
             config.attributes["target_metadata"] = appload.target_metadata(project, app)
@@ -545,7 +552,8 @@ def resolve(
     with locking.migration_lock(
         url,
         version_table=project.version_table,
-        schema=project.version_table_schema,
+        # one lock per version table: per schema, for a fleet of tenant schemas
+        schema=project.version_table_schema or database.search_path(url),
         timeout=env.lock_timeout if lock_timeout is None else lock_timeout,
         on_wait=on_wait,
     ):

@@ -103,16 +103,26 @@ def preflight(
     action: str = "apply",
     dirty: str | None = None,
     modified: Sequence[str] = (),
+    unpromoted: Sequence[str] = (),
 ) -> Verdict:
     """Return what refuses or warns about running `plan` in `env`.
 
     `dirty` says how a half-applied migration left the database, `modified` which
-    applied revision files changed since (one message each).
+    applied revision files changed since (one message each), `unpromoted` which
+    revisions the plan needs that the `requires:` environment has not applied.
     """
     refusals: list[Violation] = []
     warnings: list[Violation] = []
     if dirty:
         refusals.append(Violation("dirty", dirty))
+    if unpromoted and action == "apply":
+        refusals.append(
+            Violation(
+                "requires",
+                f"{', '.join(unpromoted)} not applied in {env.requires!r} yet "
+                f"({env.name!r} requires it)",
+            )
+        )
     for message in modified:
         rule = Violation("on_modified", message)
         (refusals if env.on_modified == "refuse" else warnings).append(rule)

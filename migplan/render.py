@@ -10,6 +10,9 @@ if TYPE_CHECKING:
     from migplan.audit import Run
     from migplan.executor import ApplyResult
     from migplan.executor import Progress
+    from migplan.fleet import FleetPlan
+    from migplan.fleet import FleetResult
+    from migplan.fleet import MemberResult
     from migplan.planner import Plan
     from migplan.planner import Step
     from migplan.status import EnvironmentStatus
@@ -233,3 +236,88 @@ def modified_message(path: str, revision: str, refuse: bool) -> str:
     """Say that an applied revision's file has changed since it was applied."""
     end = "; on_modified: refuse" if refuse else ""
     return f"{path} (revision {revision}) has changed since it was applied to this database{end}"
+
+
+def fleet_plan_text(plan: FleetPlan) -> str:
+    """Return a fleet's plan: its databases grouped by where they are."""
+    target = " ".join(plan.target)
+    lines = [
+        f"Environment: {plan.environment} ({plan.size} databases)",
+        f"Target:      {target}",
+        "",
+    ]
+    summary = []
+    for group in plan.groups:
+        steps = group.plan.steps if group.plan else ()
+        n = len(group.members)
+        work = (
+            f"{len(steps)} step{'s' if len(steps) != 1 else ''} each"
+            if steps
+            else "up to date"
+        )
+        summary.append(f"{n} at {heads(group.current)}: {work}")
+    if plan.errors:
+        summary.append(f"{len(plan.errors)} could not be planned")
+    lines.append("; ".join(summary) + ".")
+    for group in plan.groups:
+        if group.plan is None or group.plan.up_to_date:
+            continue
+        names = [m.member.name for m in group.members]
+        shown = ", ".join(names[:5]) + (
+            f" and {len(names) - 5} more" if len(names) > 5 else ""
+        )
+        lines += ["", f"From {heads(group.current)} ({shown}):"]
+        rows = [
+            [str(i), s.revision, s.direction, s.message, ", ".join(s.flags)]
+            for i, s in enumerate(group.plan.steps, start=1)
+        ]
+        lines.append(table(["#", "Revision", "Direction", "Message", "Flags"], rows))
+    for error in plan.errors:
+        lines += ["", f"{error.member.name}: {error.error}"]
+    return "\n".join(lines)
+
+
+def fleet_progress(result: MemberResult, done: int, total: int) -> str:
+    """Return the fleet's progress line after one database finished."""
+    what: str = result.outcome
+    if result.outcome == "applied":
+        what = f"applied, now at {heads(result.after or ())}"
+    return f"[{done}/{total}] {result.name}: {what} ({result.seconds:.1f}s)"
+
+
+def fleet_summary(result: FleetResult) -> str:
+    """Return the table that ends a fleet's apply."""
+    rows = [
+        [
+            r.name,
+            "?" if r.before is None else heads(r.before),
+            "?" if r.after is None else heads(r.after),
+            r.outcome + (f": {r.error}" if r.error else ""),
+            f"{r.seconds:.1f}s",
+        ]
+        for r in result.results
+    ]
+    counts = ", ".join(
+        f"{result.count(o)} {o}"
+        for o in ("applied", "up to date", "failed", "not started")
+        if result.count(o)
+    )
+    lines = [
+        table(["Database", "From", "To", "Outcome", "Took"], rows, indent=""),
+        "",
+        f"Fleet: {counts}.",
+    ]
+    if result.stopped:
+        lines.append(f"Stopped starting databases: {result.stopped}.")
+    return "\n".join(lines)
+
+
+def fleet_failure(result: FleetResult) -> str:
+    """Return the one-line error of a fleet apply that did not reach every target."""
+    failed = [r.name for r in result.results if r.outcome == "failed"]
+    left = result.count("not started")
+    tail = f"; {left} not started" if left else ""
+    return (
+        f"{len(failed)} database(s) failed ({', '.join(failed[:5])}){tail}; "
+        "run apply again to finish the rest"
+    )

@@ -28,19 +28,19 @@ def database_fingerprint(url: str) -> str:
     return hashlib.sha256(database.display_url(url).encode()).hexdigest()[:16]
 
 
-def dumps(plan: Plan, env: Environment) -> str:
+def dumps(plan: Plan, url: str) -> str:
     """Return the saved form of a plan: its JSON, plus what apply must re-check."""
     data = {
         "kind": KIND,
         "migplan_version": __version__,
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "database": database_fingerprint(env.url),
+        "database": database_fingerprint(url),
         **plan.to_dict(),
     }
     return json.dumps(data, indent=2) + "\n"
 
 
-def load(path: Path, project: Project, env: Environment) -> Plan:
+def load(path: Path, project: Project, env: Environment, url: str) -> Plan:
     """Read a saved plan; refuse it if a revision file it runs has changed since."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -60,7 +60,7 @@ def load(path: Path, project: Project, env: Environment) -> Plan:
         raise MigplanError(
             f"{path} was made for environment {data.get('environment')!r}, not {env.name!r}"
         )
-    if data.get("database") != database_fingerprint(env.url):
+    if data.get("database") != database_fingerprint(url):
         raise StalePlan(
             f"{path} was made for another database than {env.name!r} uses now"
         )

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from migplan import api
 from migplan import database
+from migplan import fleet
 from migplan import planner
 from migplan.errors import MigplanError
 
@@ -58,23 +59,45 @@ class EnvironmentStatus:
 
 
 def collect(project: Project, max_workers: int = 16) -> list[EnvironmentStatus]:
-    """Return the status of every environment, in migplan.yaml's order."""
+    """Return the status of every environment (every database of a fleet), in
+    migplan.yaml's order; all are read concurrently."""
     graph = project.graph
     graph.heads  # noqa: B018 - resolve the graph once, before the threads share it
-    envs = list(project.environments.values())
-    with ThreadPoolExecutor(max_workers=min(max_workers, max(1, len(envs)))) as pool:
-        return list(pool.map(lambda env: environment_status(project, graph, env), envs))
+    rows: list[EnvironmentStatus | tuple[Environment, str | None, str | None]] = []
+    for env in project.environments.values():
+        if not env.is_fleet:
+            rows.append((env, None, None))
+            continue
+        try:
+            rows += [(env, m.name, m.url) for m in fleet.members(env)]
+        except MigplanError as err:
+            rows.append(EnvironmentStatus(env.name, "?", env.target, error=str(err)))
+
+    def one(
+        row: EnvironmentStatus | tuple[Environment, str | None, str | None],
+    ) -> EnvironmentStatus:
+        if isinstance(row, EnvironmentStatus):
+            return row
+        return environment_status(project, graph, *row)
+
+    with ThreadPoolExecutor(max_workers=min(max_workers, max(1, len(rows)))) as pool:
+        return list(pool.map(one, rows))
 
 
 def environment_status(
-    project: Project, graph: RevisionGraph, env: Environment
+    project: Project,
+    graph: RevisionGraph,
+    env: Environment,
+    name: str | None = None,
+    url: str | None = None,
 ) -> EnvironmentStatus:
-    """Return one environment's status; an error becomes part of the row."""
+    """Return the status of one database (`env`'s, or `url`, called `name`); an
+    error becomes part of the row."""
     try:
-        url = env.url
+        url = url or env.url
     except MigplanError as err:
         return EnvironmentStatus(env.name, "?", env.target, error=str(err))
-    shown = database.display_url(url)
+    shown = name or database.display_url(url)
     try:
         current = database.read_heads(
             url, project.version_table, project.version_table_schema
