@@ -46,7 +46,10 @@ def dirty(project: Project, url: str) -> audit.Run | None:
     runs = audit.read_runs(
         url, project.audit_table, schema=project.version_table_schema
     )
-    return audit.dirty_run(runs)
+    current = database.read_heads(
+        url, project.version_table, project.version_table_schema
+    )
+    return audit.dirty_run(runs, project.graph, current)
 
 
 def rollback_plan(

@@ -341,9 +341,24 @@ def read_runs(
     return runs[:limit] if limit is not None else runs
 
 
-def dirty_run(runs: Sequence[Run]) -> Run | None:
-    """Return the run that left the database dirty, if any."""
-    return next((r for r in runs if r.is_dirty), None)
+def dirty_run(
+    runs: Sequence[Run], graph: RevisionGraph | None = None, current: Heads = ()
+) -> Run | None:
+    """Return the run that left the database dirty, if any.
+
+    With the graph and the current heads, a run that stopped after its last
+    migration's version update committed (the revision is where the step was
+    taking it) is not dirty: that migration finished.
+    """
+    for run in runs:
+        if not run.is_dirty:
+            continue
+        if graph is not None and run.dirty_revision in graph:
+            applied = run.dirty_revision in graph.ancestors(current)
+            if applied == (run.dirty_direction == "upgrade"):
+                continue
+        return run
+    return None
 
 
 def applied_checksums(runs: Sequence[Run]) -> dict[str, str]:
@@ -386,10 +401,19 @@ def modified_revisions(
 
 
 def verdict(
-    project: Project, env: Environment, plan: Plan, url: str, *, action: str = "apply"
+    project: Project,
+    env: Environment,
+    plan: Plan,
+    url: str,
+    *,
+    action: str = "apply",
+    locked: bool = False,
 ) -> Verdict:
     """Return what refuses or warns about running `plan` on the database at `url`:
-    the environment's policy, a dirty database, applied files changed since."""
+    the environment's policy, a dirty database, applied files changed since.
+
+    Without the lock (`locked`), a run still going on is in progress, not dirty.
+    """
     from migplan import render
 
     runs = (
@@ -397,8 +421,26 @@ def verdict(
         if database.sqlite_exists(url)
         else []
     )
-    dirty = dirty_run(runs)
     graph = project.graph
+    dirty = dirty_run(runs, graph, plan.current)
+    if dirty is not None and dirty.outcome == "running" and not locked:
+        from migplan import locking
+
+        busy = locking.holder(
+            url,
+            version_table=project.version_table,
+            schema=project.version_table_schema,
+        )
+        if busy is not None:
+            return policy.Verdict(
+                warnings=(
+                    policy.Violation(
+                        "in progress",
+                        f"another migplan is applying {dirty.dirty_revision} right now "
+                        f"({busy}); apply will wait for it",
+                    ),
+                )
+            )
     refuse = env.on_modified == "refuse"
     modified = [
         render.modified_message(graph.relative_path(rev), rev, refuse)

@@ -82,6 +82,19 @@ def create_engine(url: str) -> Engine:
         engine = sa.create_engine(parsed, poolclass=sa.pool.NullPool)
     except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ImportError) as err:
         raise DatabaseError(f"{display_url(url)}: {err}") from err
+    if engine.dialect.name == "postgresql":
+        # a killed migplan's session would otherwise run its statement to the end,
+        # holding its locks: have the server notice the client is gone
+        @event.listens_for(engine, "connect")
+        def _check_client(dbapi_connection: Any, record: object) -> None:
+            version = getattr(
+                getattr(dbapi_connection, "info", None), "server_version", 0
+            )
+            if version >= 140000:
+                with dbapi_connection.cursor() as cursor:
+                    cursor.execute("SET client_connection_check_interval = 1000")
+                dbapi_connection.commit()
+
     if engine.dialect.name == "sqlite":
         # sqlite3 does not BEGIN before DDL, so each CREATE/ALTER would commit on
         # its own; take over BEGIN so a failed migration rolls back entirely

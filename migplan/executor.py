@@ -416,7 +416,7 @@ def apply(
             plan = fresh
         if plan.up_to_date:
             return ApplyResult(plan, (), heads)
-        verdict = audit.verdict(project, env, plan, url, action=action)
+        verdict = audit.verdict(project, env, plan, url, action=action, locked=True)
         if verdict.refusals:
             first = verdict.refusals[0]
             error = DirtyDatabase if first.rule == "dirty" else PolicyViolation
@@ -560,14 +560,14 @@ def resolve(
         runs = audit.read_runs(
             url, project.audit_table, schema=project.version_table_schema
         )
-        dirty = audit.dirty_run(runs)
+        heads = database.read_heads(
+            url, project.version_table, project.version_table_schema
+        )
+        dirty = audit.dirty_run(runs, graph, heads)
         if dirty is None or dirty.dirty_revision is None:
             raise MigplanError(
                 f"{env.name}: the database is not dirty; nothing to resolve"
             )
-        heads = database.read_heads(
-            url, project.version_table, project.version_table_schema
-        )
         if outcome == "applied":
             planner.check_current(graph, heads)
             if dirty.dirty_revision not in graph:

@@ -113,6 +113,10 @@ def _postgresql_lock(
 
 
 def _postgresql_holder(connection: sa.Connection, key: int) -> str:
+    return _postgresql_find(connection, key) or "another session"
+
+
+def _postgresql_find(connection: sa.Connection, key: int) -> str | None:
     row = connection.execute(
         sa.text(
             # state_change, not backend_start: the lock's session is idle from the
@@ -126,11 +130,12 @@ def _postgresql_holder(connection: sa.Connection, key: int) -> str:
         {"ns": _NAMESPACE, "key": key},
     ).first()
     if row is None:
-        return "another session"
+        return None
     name, addr, since, pid = row
     who = name or f"backend pid {pid}"
     where = f" from {addr}" if addr and name and "on " not in name else ""
-    return f"{who}{where}, since {_when(since)}"
+    # a role that may not see the holder's session gets no time
+    return f"{who}{where}" + (f", since {_when(since)}" if since else "")
 
 
 @contextmanager
@@ -143,8 +148,7 @@ def _mysql_lock(
             database_name = (
                 connection.exec_driver_sql("SELECT DATABASE()").scalar() or ""
             )
-            # GET_LOCK names are server-wide: qualify by database, stay within 64
-            name = f"migplan:{key:08x}:{database_name}"[:64]
+            name = _mysql_name(key, database_name)
             deadline = _deadline(timeout)
             told = False
             # the first try does not wait, so that the holder is named at once, as on
@@ -173,7 +177,16 @@ def _mysql_lock(
         engine.dispose()
 
 
+def _mysql_name(key: int, database_name: str) -> str:
+    # GET_LOCK names are server-wide: qualify by database, stay within 64
+    return f"migplan:{key:08x}:{database_name}"[:64]
+
+
 def _mysql_holder(connection: sa.Connection, name: str) -> str:
+    return _mysql_find(connection, name) or "another session"
+
+
+def _mysql_find(connection: sa.Connection, name: str) -> str | None:
     row = connection.execute(
         sa.text(
             "SELECT p.id, p.host, p.time FROM information_schema.processlist p "
@@ -182,7 +195,7 @@ def _mysql_holder(connection: sa.Connection, name: str) -> str:
         {"name": name},
     ).first()
     if row is None:
-        return "another session"
+        return None
     ident, host, seconds = row
     return f"connection {ident} from {host}, for {seconds}s"
 
@@ -263,3 +276,39 @@ def _when(moment: object) -> str:
             moment = moment.astimezone(dt.timezone.utc)
         return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
     return str(moment)
+
+
+def holder(
+    url: str, *, version_table: str = "alembic_version", schema: str | None = None
+) -> str | None:
+    """Who holds the database's migration lock now (None: nobody), without taking it."""
+    dialect = database.dialect_name(url)
+    key = lock_key(version_table, schema or database.search_path(url))
+    if dialect == "sqlite":
+        return _sqlite_find(url)
+    if dialect not in ("postgresql", "mysql"):
+        return None
+    engine = database.create_engine(url).execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        with _lock_connection(engine, url) as connection:
+            if dialect == "postgresql":
+                return _postgresql_find(connection, key)
+            name = connection.exec_driver_sql("SELECT DATABASE()").scalar() or ""
+            return _mysql_find(connection, _mysql_name(key, str(name)))
+    finally:
+        engine.dispose()
+
+
+def _sqlite_find(url: str) -> str | None:
+    path = database.sqlite_file(url)
+    if not path or not os.path.exists(path + ".migplan-lock"):
+        return None
+    import fcntl
+
+    with open(path + ".migplan-lock") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return handle.read().strip() or "another process"
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    return None

@@ -120,7 +120,11 @@ def progress_line(event: Progress) -> str:
 def apply_outcome(result: ApplyResult) -> str:
     """Return the closing line of a successful apply."""
     n = len(result.done)
-    return f"Applied {n} step{'s' if n != 1 else ''}; {result.plan.environment} is at {heads(result.heads)}."
+    env = result.plan.environment
+    if not n:
+        return f"Nothing left to do (another process applied it); {env} is at {heads(result.heads)}."
+    verb = "Rolled back" if result.plan.count("upgrade") == 0 else "Applied"
+    return f"{verb} {n} step{'s' if n != 1 else ''}; {env} is at {heads(result.heads)}."
 
 
 def failure_message(result: ApplyResult) -> str:

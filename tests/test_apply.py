@@ -104,3 +104,96 @@ def test_plan_sql_leaves_the_database_untouched(project, sqlite_url):
     assert "CREATE TABLE t_a1" in result.stdout
     assert "CREATE TABLE t_b2" in result.stdout
     assert version_rows(sqlite_url) == []
+
+
+def test_a_saved_plan_is_applied_exactly(project, db_url):
+    linear_project(project, db_url, "a1", "b2")
+    saved = project.root / "plan.json"
+    made = run(project.root, "plan", "-o", str(saved))
+    assert made.exit_code == 0, made.stderr
+    project.add_revision("c3", "b2")  # written after the plan: not in it
+
+    result = run(project.root, "apply", "--plan", str(saved))
+
+    assert result.exit_code == 0, result.stderr
+    assert version_rows(db_url) == ["b2"]
+
+
+def test_a_saved_plan_is_refused_when_the_database_moved(project, sqlite_url):
+    linear_project(project, sqlite_url, "a1", "b2")
+    saved = project.root / "plan.json"
+    run(project.root, "plan", "-o", str(saved))
+    run(project.root, "apply")  # someone else applied meanwhile
+
+    result = run(project.root, "apply", "--plan", str(saved))
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: the database moved from base to b2 since the plan was made; "
+        "make a new plan\n"
+    )
+    assert version_rows(sqlite_url) == ["b2"]
+
+
+def test_a_saved_plan_is_refused_when_a_revision_file_changed(project, sqlite_url):
+    linear_project(project, sqlite_url, "a1", "b2")
+    saved = project.root / "plan.json"
+    run(project.root, "plan", "-o", str(saved))
+    b2 = next(project.versions.glob("b2_*.py"))
+    b2.write_text(b2.read_text() + "\n# edited\n")
+
+    result = run(project.root, "apply", "--plan", str(saved))
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: migrations/versions/{b2.name} changed since {saved} was made; "
+        "make a new plan\n"
+    )
+    assert version_rows(sqlite_url) == []
+
+
+def test_a_saved_plan_for_another_environment_is_refused(project, sqlite_url, tmp_path):
+    linear_project(project, sqlite_url, "a1")
+    config = project.root / "migplan.yaml"
+    config.write_text(
+        config.read_text() + f"  qa:\n    url: sqlite:///{tmp_path / 'qa.db'}\n"
+    )
+    saved = project.root / "plan.json"
+    run(project.root, "plan", "dev", "-o", str(saved))
+
+    result = run(project.root, "apply", "qa", "--plan", str(saved))
+
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: {saved} was made for environment 'dev', not 'qa'\n"
+    assert not (tmp_path / "qa.db").exists()
+
+
+def test_status_shows_every_environment_and_an_unreachable_one_in_its_row(
+    project, sqlite_url, tmp_path
+):
+    linear_project(project, sqlite_url, "a1", "b2")
+    run(project.root, "apply")
+    config = project.root / "migplan.yaml"
+    config.write_text(
+        config.read_text()
+        + f"  qa:\n    url: sqlite:///{tmp_path / 'qa.db'}\n    target: a1\n"
+        + "  prod:\n    url: postgresql://app:s3cr3t@127.0.0.1:1/prod\n"
+    )
+
+    result = run(project.root, "status")
+
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == [
+        "Environment",
+        "URL",
+        "Current",
+        "Target",
+        "Pending",
+        "State",
+    ]
+    assert lines[1].split()[2:] == ["b2", "head", "0", "up", "to", "date"]
+    assert lines[2].split()[2:] == ["base", "a1", "1", "up", "pending"]
+    assert lines[3].split()[:3] == ["prod", "postgresql://app:***@127.0.0.1:1/prod", "?"]
+    assert "error: postgresql://app:***@127.0.0.1:1/prod: cannot connect:" in lines[3]
+    assert "s3cr3t" not in result.stdout + result.stderr

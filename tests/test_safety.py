@@ -265,3 +265,25 @@ def test_verify_passes_and_reports_several_heads(project, sqlite_url):
         "c3        c3       ok\n"
         "b2        b2       ok\n"
     )
+
+
+def test_a_run_killed_after_its_last_step_committed_is_not_dirty(project, mysql_url):
+    # the process died between a migration's commit and the next step: the row
+    # still names that migration, but the version table shows it finished
+    from migplan import audit
+    from migplan.executor import Progress
+    from migplan.planner import make_plan
+    from migplan.revisions import RevisionGraph
+
+    linear_project(project, mysql_url, "a1", "b2")
+    assert run(project.root, "apply").exit_code == 0
+    graph = RevisionGraph.from_pairs(("a1", None), ("b2", "a1"))
+    step = make_plan(graph, ("a1",), ["b2"]).steps[0]
+    with audit.AuditTrail(
+        mysql_url, "migplan_audit", environment="dev", action="apply", track_steps=True
+    ) as trail:
+        trail.start(make_plan(graph, ("a1",), ["b2"]))
+        trail.observe(Progress("start", 1, 1, step))
+
+    assert "dirty" not in run(project.root, "status").stdout
+    assert run(project.root, "plan", "--detailed-exitcode").exit_code == 0
