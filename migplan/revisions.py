@@ -170,15 +170,9 @@ class RevisionGraph:
         """Rebuild a graph from a snapshot of an unchanged, already validated history."""
         graph = cls.__new__(cls)
         revs: list[str] = snapshot["revs"]
-        rows = dict(
-            zip(
-                revs,
-                zip(snapshot["names"], snapshot["stamps"], strict=True),
-                strict=True,
-            )
-        )
+        index = dict(zip(revs, range(len(revs)), strict=True))
         graph._setup(
-            _SnapshotFiles(rows, details),
+            _SnapshotFiles(index, snapshot["names"], snapshot["stamps"], details),
             dict(zip(revs, map(tuple, snapshot["down"]), strict=True)),
             {rev: tuple(deps) for rev, deps in snapshot["deps"].items()},
             dict(snapshot["labels"]),
@@ -640,12 +634,11 @@ def load_graph(project: Project) -> RevisionGraph:
         if alembic_scripts.is_sourceless(project):
             # compiled-only revisions: let Alembic import them, it is the only way
             return RevisionGraph(alembic_scripts.from_modules(project), project.root)
-        paths: list[tuple[str, os.stat_result | None]] = [
-            (str(path), None) for path in alembic_scripts.revision_paths(project)
-        ]
+        names = [str(path) for path in alembic_scripts.revision_paths(project)]
+        stamps = _stamps(names)
     else:
-        paths = list(_versions(project.migrations / "versions"))
-    return _load_cached(project.migrations, paths, project.root)
+        names, stamps = _versions(project.migrations / "versions")
+    return _load_cached(project.migrations, names, stamps, project.root)
 
 
 def _ini_changes_listing(project: Project) -> bool:
@@ -670,26 +663,42 @@ def _ini_changes_listing(project: Project) -> bool:
     return False
 
 
-def _versions(folder: Path) -> list[tuple[str, os.stat_result]]:
-    """The revision files of a versions folder, as Alembic lists them, with their stat."""
+def _versions(folder: Path) -> tuple[list[str], list[int]]:
+    """The revision files of a versions folder, as Alembic lists them, and their
+    stamps: size, mtime and inode of each, in one flat list."""
     try:
         with os.scandir(folder) as entries:
-            found = [
+            found = sorted(
                 (entry.path, entry.stat())
                 for entry in entries
                 if entry.name.endswith(".py")
                 and not entry.name.startswith((".#", "__init__"))
                 and entry.is_file()
-            ]
+            )
     except FileNotFoundError:
-        return []
+        return [], []
     except OSError as err:
         raise RevisionGraphError(f"{folder}: cannot list: {err.strerror}") from err
-    return sorted(found, key=lambda item: item[0])
+    stamps: list[int] = []
+    for _, stat in found:
+        stamps += (stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    return [path for path, _ in found], stamps
+
+
+def _stamps(paths: Sequence[str]) -> list[int]:
+    stamps: list[int] = []
+    for path in paths:
+        try:
+            stat = os.stat(path)
+        except OSError as err:
+            name = os.path.basename(path)
+            raise RevisionGraphError(f"{name}: cannot read: {err.strerror}") from err
+        stamps += (stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    return stamps
 
 
 def _load_cached(
-    migrations: Path, paths: Sequence[tuple[str, os.stat_result | None]], root: Path
+    migrations: Path, names: list[str], stamps: list[int], root: Path
 ) -> RevisionGraph:
     """Build the graph, reusing what the cache knows of unchanged files.
 
@@ -698,16 +707,6 @@ def _load_cached(
     (identifiers, docstring, checksum), used for the files that did not change.
     """
     key = str(migrations.resolve())
-    names: list[str] = []
-    stamps: list[list[int]] = []
-    for path, stat in paths:
-        try:
-            stat = stat or os.stat(path)
-        except OSError as err:
-            name = os.path.basename(path)
-            raise RevisionGraphError(f"{name}: cannot read: {err.strerror}") from err
-        names.append(path)
-        stamps.append([stat.st_size, stat.st_mtime_ns, stat.st_ino])
     details = _Details(key)
     snapshot = cache.load("graph", key)
     if snapshot and snapshot.get("names") == names and snapshot.get("stamps") == stamps:
@@ -716,7 +715,8 @@ def _load_cached(
         except (KeyError, TypeError, ValueError):
             pass  # a damaged cache: read the files
     files = []
-    for path, stamp in zip(names, stamps, strict=True):
+    for index, path in enumerate(names):
+        stamp = stamps[3 * index : 3 * index + 3]
         file = details.file(path, stamp) or read_revision_file(Path(path))
         details.remember(path, stamp, file)
         files.append(file)
@@ -794,16 +794,23 @@ class _SnapshotFiles(Mapping[str, RevisionFile]):
     """The files of a snapshot, made into RevisionFile objects only when used."""
 
     def __init__(
-        self, rows: dict[str, tuple[str, list[int]]], details: _Details
+        self,
+        index: dict[str, int],
+        names: list[str],
+        stamps: list[int],
+        details: _Details,
     ) -> None:
-        self._rows = rows
+        self._index = index
+        self._names = names
+        self._stamps = stamps
         self._details = details
         self._made: dict[str, RevisionFile] = {}
 
     def __getitem__(self, revision: str) -> RevisionFile:
         made = self._made.get(revision)
         if made is None:
-            path, stamp = self._rows[revision]
+            i = self._index[revision]
+            path, stamp = self._names[i], self._stamps[3 * i : 3 * i + 3]
             # a plan's few steps: read their files; many (checksums): load details
             cached = self._details.file(path, stamp) if len(self._made) > 16 else None
             made = cached or read_revision_file(Path(path))
@@ -811,13 +818,13 @@ class _SnapshotFiles(Mapping[str, RevisionFile]):
         return made
 
     def __contains__(self, revision: object) -> bool:
-        return revision in self._rows
+        return revision in self._index
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._rows)
+        return iter(self._index)
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self._index)
 
 
 _ASSIGNMENT = re.compile(
