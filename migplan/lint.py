@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass
+from typing import Any
 from typing import Literal
 
 Kind = Literal["irreversible", "destructive", "locking"]
@@ -46,6 +47,24 @@ class Analysis:
     def flags(self, direction: Direction) -> tuple[Kind, ...]:
         """Return the kinds of finding, sorted, each once."""
         return tuple(sorted({f.kind for f in self.findings(direction)}))
+
+    def to_list(self) -> list[object]:
+        """Return the analysis as plain data (for a cache)."""
+        return [
+            [[f.kind, f.operation, f.line] for f in self.upgrade],
+            [[f.kind, f.operation, f.line] for f in self.downgrade],
+            self.irreversible,
+        ]
+
+    @classmethod
+    def from_list(cls, data: list[Any]) -> Analysis:
+        """Read an analysis back from `to_list`'s plain data."""
+        upgrade, downgrade, irreversible = data
+        return cls(
+            tuple(Finding(str(k), str(o), int(n)) for k, o, n in upgrade),  # type: ignore[arg-type]
+            tuple(Finding(str(k), str(o), int(n)) for k, o, n in downgrade),  # type: ignore[arg-type]
+            None if irreversible is None else str(irreversible),
+        )
 
 
 _DESTRUCTIVE_SQL = re.compile(

@@ -250,10 +250,11 @@ def _plan(
     notes: tuple[str, ...] = (),
 ) -> Plan:
     steps = []
+    analyses = graph.analyses([revision for revision, _ in routed])
     for revision, is_upgrade in routed:
         file = graph.get(revision)
         direction: Direction = "upgrade" if is_upgrade else "downgrade"
-        findings = graph.analysis(revision).findings(direction)
+        findings = analyses[revision].findings(direction)
         if dialect != "postgresql":
             findings = tuple(f for f in findings if f.kind != "locking")
         steps.append(

@@ -263,9 +263,32 @@ class RevisionGraph:
 
     def analysis(self, revision: str) -> Analysis:
         """Return the lint findings of a revision's source (read once)."""
-        if revision not in self._analyses:
-            self._analyses[revision] = lint.analyze(self.files[revision].source())
-        return self._analyses[revision]
+        return self.analyses([revision])[revision]
+
+    def analyses(self, revisions: Sequence[str]) -> dict[str, Analysis]:
+        """Return the lint findings of several revisions, cached by file checksum."""
+        missing = [r for r in revisions if r not in self._analyses]
+        if len(missing) > 16:
+            # a long plan (a first deploy): worth the cache of earlier runs
+            where = str(self.root)
+            known = cache.load("lint", where) or {}
+            fresh = dict(known)
+            for rev in missing:
+                key = self.checksum(rev)
+                found = known.get(key)
+                try:
+                    self._analyses[rev] = lint.Analysis.from_list(found)  # type: ignore[arg-type]
+                except (TypeError, ValueError):
+                    self._analyses[rev] = lint.analyze(self.files[rev].source())
+                    fresh[key] = self._analyses[rev].to_list()
+            if len(fresh) != len(known):
+                # keep the newest entries: a cache, not an archive
+                kept = dict(list(fresh.items())[-20000:])
+                cache.store("lint", where, kept)
+        for rev in missing:
+            if rev not in self._analyses:
+                self._analyses[rev] = lint.analyze(self.files[rev].source())
+        return {rev: self._analyses[rev] for rev in revisions}
 
     def checksum(self, revision: str) -> str:
         """Return the sha256 of a revision's file (read once)."""
