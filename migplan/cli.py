@@ -352,21 +352,19 @@ def _say(message: str) -> None:
 
 
 def _progress_printer() -> Callable[[Progress], None]:
+    """On a terminal, one line per step, rewritten as it ends; elsewhere (logs),
+    a line as each step starts and a short one as it ends."""
     from migplan import render
 
     live = sys.stdout.isatty()
 
     def show(event: Progress) -> None:
-        line = render.progress_line(event)
         if event.event == "start":
-            if live:
-                click.echo(line, nl=False)
-            else:
-                click.echo(line)
+            click.echo(render.progress_line(event), nl=not live)
         elif live:
-            click.echo("\r\033[K" + line)
+            click.echo("\r\033[K" + render.progress_line(event))
         else:
-            click.echo(line)
+            click.echo(render.progress_line(event, short=True))
 
     return show
 

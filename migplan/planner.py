@@ -201,13 +201,22 @@ def make_downgrade_plan(
 ) -> Plan:
     """Return the plan of `alembic downgrade TO` (a revision, `base` or `-N`)."""
     heads = check_current(graph, current)
+    if not heads:
+        raise TargetError("the database is at base: there is nothing to roll back")
     try:
         revisions = graph.downgrade_revisions((to,), heads)
     except NotAncestor as err:
         raise TargetError(
             f"{to!r} is not an ancestor of the current revision "
-            f"({', '.join(heads) or 'base'}); rollback only goes down"
+            f"({', '.join(heads)}); rollback only goes down"
         ) from err
+    except TargetError as err:
+        if to.startswith("-"):
+            raise TargetError(
+                f"cannot roll back {to[1:]} step(s) from {', '.join(heads)}: "
+                "there are not that many below it"
+            ) from err
+        raise
     return _plan(
         graph, environment, heads, (to,), [(r, False) for r in revisions], dialect
     )

@@ -106,15 +106,17 @@ def plan_sql(plan: Plan, chunks: Sequence[str]) -> str:
     return "\n".join(out)
 
 
-def progress_line(event: Progress) -> str:
-    """Return one line for a step starting, ending or failing."""
+def progress_line(event: Progress, *, short: bool = False) -> str:
+    """Return one line for a step starting, ending or failing; `short` ends name
+    only the step's number, for logs where its start line stands just above."""
     prefix = "revert " if event.phase == "revert" else ""
-    head = f"[{event.index}/{event.total}] {prefix}{step_label(event.step)}"
+    counter = f"[{event.index}/{event.total}]"
+    head = counter if short else f"{counter} {prefix}{step_label(event.step)}"
     if event.event == "start":
-        return f"{head} ..."
+        return f"{counter} {prefix}{step_label(event.step)} ..."
     if event.event == "done":
-        return f"{head} ... done in {event.seconds:.2f}s"
-    return f"{head} ... FAILED after {event.seconds:.2f}s"
+        return f"{head} done in {event.seconds:.2f}s"
+    return f"{head} FAILED after {event.seconds:.2f}s"
 
 
 def apply_outcome(result: ApplyResult) -> str:
@@ -246,7 +248,8 @@ def fleet_plan_text(plan: FleetPlan) -> str:
     """Return a fleet's plan: its databases grouped by where they are."""
     target = " ".join(plan.target)
     lines = [
-        f"Environment: {plan.environment} ({plan.size} databases)",
+        f"Environment: {plan.environment} ({plan.size} database"
+        f"{'s' if plan.size != 1 else ''})",
         f"Target:      {target}",
         "",
     ]
@@ -262,7 +265,8 @@ def fleet_plan_text(plan: FleetPlan) -> str:
         summary.append(f"{n} at {heads(group.current)}: {work}")
     if plan.errors:
         summary.append(f"{len(plan.errors)} could not be planned")
-    lines.append("; ".join(summary) + ".")
+    # an empty shard (or catalog) has no group: say so rather than print "."
+    lines.append("; ".join(summary) + "." if summary else "No databases.")
     for group in plan.groups:
         if group.plan is None or group.plan.up_to_date:
             continue
