@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from migplan.planner import Plan
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 EXIT_CHANGES = 2
 EXIT_INTERNAL = 3
@@ -157,7 +158,6 @@ def plan_command(
 ) -> None:
     """Show the steps that would bring ENV to its target."""
     from migplan import api
-    from migplan import database
     from migplan import render
 
     project = state.project
@@ -182,7 +182,7 @@ def plan_command(
         if detailed_exitcode and not fleet_plan.up_to_date:
             sys.exit(EXIT_CHANGES)
         return
-    url = _url(env, database_name)
+    shown, url = _one(env, database_name)
     plan = api.plan(project, env, url=url)
     if out:
         _save_plan(plan, url, Path(out))
@@ -194,23 +194,27 @@ def plan_command(
         chunks = executor.render_sql(project, env, project.graph, plan, url=url)
         click.echo(render.plan_sql(plan, chunks), nl=False)
     else:
-        click.echo(render.plan_text(plan, database.display_url(url)))
+        click.echo(render.plan_text(plan, shown))
         if out:
+            pick = f" --database {database_name}" if database_name else ""
             click.echo(
-                f"Saved to {out}; apply it with: migplan apply {env.name} --plan {out}"
+                f"Saved to {out}; apply it with: migplan apply {env.name}{pick} --plan {out}"
             )
     if detailed_exitcode and not plan.up_to_date:
         sys.exit(EXIT_CHANGES)
 
 
-def _url(env: Environment, database_name: str | None) -> str:
-    """The URL a single-database command works on: the environment's, or in a
-    fleet the one --database names."""
+def _one(env: Environment, database_name: str | None) -> tuple[str, str]:
+    """(name to show, URL) of the database a single-database command works on:
+    the environment's, or in a fleet the one --database names."""
+    from migplan import database
+
     if database_name is None:
-        return env.url
+        return database.display_url(env.url), env.url
     from migplan import fleet
 
-    return fleet.select(env, database_name).url
+    member = fleet.select(env, database_name)
+    return member.name, member.url
 
 
 def _shard(text: str | None) -> tuple[int, int] | None:
@@ -254,7 +258,6 @@ def apply_command(
     lock_timeout: float | None,
 ) -> None:
     """Bring ENV to its target: show the plan, then run it."""
-    from migplan import database
     from migplan import executor
     from migplan import render
 
@@ -265,7 +268,7 @@ def apply_command(
             raise click.UsageError("--plan works on one database: add --database NAME")
         _apply_fleet(project, env, _shard(shard), yes, lock_timeout)
         return
-    url = _url(env, database_name)
+    shown, url = _one(env, database_name)
     if plan_file:
         from migplan import saved
 
@@ -274,7 +277,7 @@ def apply_command(
         from migplan import api
 
         plan = api.plan(project, env, url=url)
-    click.echo(render.plan_text(plan, database.display_url(url)))
+    click.echo(render.plan_text(plan, shown))
     if plan.up_to_date:
         return
     _confirm(env, "apply", yes)
@@ -397,7 +400,6 @@ def rollback_command(
 ) -> None:
     """Downgrade ENV, within its rollback policy."""
     from migplan import api
-    from migplan import database
     from migplan import executor
     from migplan import policy
     from migplan import render
@@ -408,13 +410,9 @@ def rollback_command(
     project = state.project
     env = project.environment(env_name)
     graph = project.graph
-    url = _url(env, database_name)
+    shown, url = _one(env, database_name)
     plan = api.rollback_plan(project, env, to=to, steps=steps, url=url)
-    click.echo(
-        render.plan_json(plan)
-        if as_json
-        else render.plan_text(plan, database.display_url(url))
-    )
+    click.echo(render.plan_json(plan) if as_json else render.plan_text(plan, shown))
     violations = policy.check_rollback(plan, env)
     if violations:
         raise PolicyViolation(policy.refusal(violations, "rollback"))
@@ -466,38 +464,58 @@ def log_command(
     project = state.project
     env = project.environment(env_name)
     targets = _databases(env, database_name)
-    trails = {
-        name: audit.read_runs(
+    trails, failed = _each(
+        targets,
+        lambda url: audit.read_runs(
             url, project.audit_table, schema=project.version_table_schema, limit=limit
-        )
-        for name, url in targets
-    }
+        ),
+    )
     if as_json:
         shaped = {name: [r.to_dict() for r in runs] for name, runs in trails.items()}
-        click.echo(
-            json.dumps(
-                shaped
-                if env.is_fleet and database_name is None
-                else shaped.popitem()[1],
-                indent=2,
+        many = env.is_fleet and database_name is None
+        if shaped or not failed:
+            click.echo(
+                json.dumps(shaped if many else next(iter(shaped.values())), indent=2)
             )
-        )
-        return
-    for name, runs in trails.items():
-        if len(targets) > 1:
-            click.echo(f"== {name}")
-        click.echo(render.log_text(runs))
+    else:
+        for name, runs in trails.items():
+            if len(targets) > 1:
+                click.echo(f"== {name}")
+            click.echo(render.log_text(runs))
+    _report_failures(failed, len(targets))
 
 
 def _databases(env: Environment, database_name: str | None) -> list[tuple[str, str]]:
-    """(name, url) of each database a per-database command looks at."""
+    """(name, URL) of each database a per-database command looks at: every one of
+    a fleet, unless --database picks one."""
     if env.is_fleet and database_name is None:
         from migplan import fleet
 
         return [(m.name, m.url) for m in fleet.members(env)]
-    return [
-        (env.name if database_name is None else database_name, _url(env, database_name))
-    ]
+    return [_one(env, database_name)]
+
+
+def _each(
+    databases: list[tuple[str, str]], read: Callable[[str], T]
+) -> tuple[dict[str, T], dict[str, str]]:
+    """Read each database; one that fails gives its error, the others go on."""
+    found: dict[str, T] = {}
+    failed: dict[str, str] = {}
+    for name, url in databases:
+        try:
+            found[name] = read(url)
+        except MigplanError as err:
+            failed[name] = str(err)
+    return found, failed
+
+
+def _report_failures(failed: dict[str, str], total: int) -> None:
+    if len(failed) == total == 1:
+        raise MigplanError(next(iter(failed.values())))
+    for name, error in failed.items():
+        click.echo(f"Error: {name}: {error}", err=True)
+    if failed:
+        raise MigplanError(f"{len(failed)} of {total} databases could not be read")
 
 
 @cli.command("resolve")
@@ -535,7 +553,7 @@ def resolve_command(
         outcome,  # type: ignore[arg-type]
         on_wait=_say,
         lock_timeout=lock_timeout,
-        url=_url(env, database_name),
+        url=_one(env, database_name)[1],
     )
     click.echo(
         f"Resolved {run.dirty_direction} {run.dirty_revision} as {outcome}; "
@@ -559,22 +577,24 @@ def drift_command(
 
     project = state.project
     env = project.environment(env_name)
-    found = {
-        name: drift.environment_drift(project, url)
-        for name, url in _databases(env, database_name)
-    }
+    targets = _databases(env, database_name)
+    found, failed = _each(targets, lambda url: drift.environment_drift(project, url))
     if as_json:
         shaped = {name: [d.to_dict() for d in diffs] for name, diffs in found.items()}
-        click.echo(
-            json.dumps(shaped if len(shaped) > 1 else shaped.popitem()[1], indent=2)
-        )
+        many = env.is_fleet and database_name is None
+        if shaped or not failed:
+            click.echo(
+                json.dumps(shaped if many else next(iter(shaped.values())), indent=2)
+            )
     for name, differences in found.items() if not as_json else ():
+        label = env.name if len(targets) == 1 and not env.is_fleet else name
         if differences:
-            click.echo(f"{name}: the database differs from the models:")
+            click.echo(f"{label}: the database differs from the models:")
             for difference in differences:
                 click.echo(f"  {difference}")
         else:
-            click.echo(f"{name}: the database matches the models.")
+            click.echo(f"{label}: the database matches the models.")
+    _report_failures(failed, len(targets))
     if any(found.values()):
         sys.exit(EXIT_CHANGES)
 

@@ -127,8 +127,9 @@ class Environment:
         """The database URL with ${VAR} expanded and relative SQLite paths resolved."""
         if self.url_template is None or self.is_fleet:
             raise ConfigError(
-                f"environment {self.name!r} is a fleet of databases; pick one with "
-                "--database NAME"
+                f"environment {self.name!r} is a fleet of databases and this command "
+                "works on one (plan, apply, rollback, log, drift and resolve take "
+                "--database NAME)"
             )
         return self.resolve_url(self.url_template, self.url_location)
 

@@ -105,7 +105,10 @@ def with_search_path(url: str, schema: str) -> str:
     """The URL of one tenant's schema: PostgreSQL's search_path set to it, so that
     its version table and every table a migration creates live there."""
     separator = "&" if "?" in url else "?"
-    option = urllib.parse.quote(f"-csearch_path={schema}", safe="")
+    # quoted, as ensure_schema creates it: PostgreSQL folds a bare name to lower
+    # case, and a tenant `Acme` would migrate into `acme` (or find no schema)
+    quoted = '"' + schema.replace('"', '""') + '"'
+    option = urllib.parse.quote(f"-csearch_path={quoted}", safe="")
     return f"{url}{separator}options={option}"
 
 

@@ -281,7 +281,10 @@ def fleet_plan_text(plan: FleetPlan) -> str:
         ]
         lines.append(table(["#", "Revision", "Direction", "Message", "Flags"], rows))
     for error in plan.errors:
-        lines += ["", f"{error.member.name}: {error.error}"]
+        lines += [
+            "",
+            f"{error.member.name}: {_unprefixed(error.error or '', error.member.name)}",
+        ]
     return "\n".join(lines)
 
 
@@ -300,7 +303,7 @@ def fleet_summary(result: FleetResult) -> str:
             r.name,
             "?" if r.before is None else heads(r.before),
             "?" if r.after is None else heads(r.after),
-            r.outcome + (f": {r.error}" if r.error else ""),
+            r.outcome + (f": {_unprefixed(r.error, r.name)}" if r.error else ""),
             f"{r.seconds:.1f}s",
         ]
         for r in result.results
@@ -329,3 +332,8 @@ def fleet_failure(result: FleetResult) -> str:
         f"{len(failed)} database(s) failed ({', '.join(failed[:5])}){tail}; "
         "run apply again to finish the rest"
     )
+
+
+def _unprefixed(error: str, name: str) -> str:
+    """An error without the database's name in front, where a row already shows it."""
+    return error.removeprefix(f"{name}: ")

@@ -40,8 +40,6 @@ class EnvironmentStatus:
             return "error"
         if self.dirty is not None:
             return "dirty"
-        if self.dirty is not None:
-            return "dirty"
         return "pending" if self.upgrades or self.downgrades else "up to date"
 
     def to_dict(self) -> dict[str, object]:
