@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING
 
 from migplan import audit
 from migplan import database
+from migplan import graphview
 from migplan import planner
+from migplan.errors import MigplanError
 
 if TYPE_CHECKING:
     from migplan.config import Environment
@@ -82,3 +84,32 @@ def rollback_plan(
     )
     notes = audit.verdict(project, env, made, url, action="rollback").notes()
     return dataclasses.replace(made, notes=made.notes + notes)
+
+
+def positions(project: Project) -> tuple[list[graphview.Marker], list[str]]:
+    """Each environment's current and target revisions, for `migplan graph`, read
+    concurrently; an environment that cannot be read gives an error instead."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from migplan import fleet
+
+    graph = project.graph
+    graph.heads  # noqa: B018 - resolve the graph once, before the threads share it
+
+    def one(env: Environment) -> tuple[list[graphview.Marker], str | None]:
+        try:
+            plans = [plan(project, env, url=m.url) for m in fleet.members(env)]
+        except MigplanError as err:
+            return [], f"{env.name}: {err}"
+        current = tuple(sorted({rev for p in plans for rev in p.current}))
+        after = tuple(sorted({rev for p in plans for rev in p.after}))
+        return [
+            graphview.Marker(env.name, "current", current),
+            graphview.Marker(env.name, "target", after),
+        ], None
+
+    envs = list(project.environments.values())
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(envs)))) as pool:
+        results = list(pool.map(one, envs))
+    markers = [m for found, _ in results for m in found]
+    return markers, [error for _, error in results if error]

@@ -665,6 +665,43 @@ def promote_command(state: State, source: str, destination: str) -> None:
         )
 
 
+@cli.command("graph")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["ascii", "mermaid", "dot"]),
+    default="ascii",
+    show_default=True,
+    help="A terminal drawing, Mermaid (pull requests, docs) or Graphviz DOT.",
+)
+@click.option(
+    "--collapse",
+    type=click.IntRange(min=0),
+    default=8,
+    show_default=True,
+    help="Collapse linear runs longer than this (0: draw every revision).",
+)
+@click.option(
+    "--no-databases", is_flag=True, help="Do not read the databases: no markers."
+)
+@pass_state
+def graph_command(state: State, fmt: str, collapse: int, no_databases: bool) -> None:
+    """Draw the revision graph, with each environment's current and target marked."""
+    from migplan import api
+    from migplan import graphview
+
+    project = state.project
+    markers, errors = ([], []) if no_databases else api.positions(project)
+    for error in errors:
+        click.echo(f"warning: {error}", err=True)
+    draw = {
+        "ascii": graphview.ascii_graph,
+        "mermaid": graphview.mermaid,
+        "dot": graphview.dot,
+    }
+    click.echo(draw[fmt](project.graph, markers, collapse=collapse).rstrip("\n"))
+
+
 # -- status / validate -----------------------------------------------------------
 
 
