@@ -251,29 +251,35 @@ def _apply_ini(root: Path, db: Path | None, name: str = "apply.ini", url: str | 
 PG_SERVER = os.environ.get("MIGPLAN_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 
 
-def _pg_admin():  # type: ignore[no-untyped-def]
-    import sqlalchemy as sa
+_PG_ADMIN = """
+import sys
+import sqlalchemy as sa
+engine = sa.create_engine(sys.argv[1] + "/postgres", isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+with engine.connect() as conn:
+    for sql in sys.argv[2:]:
+        conn.exec_driver_sql(sql)
+"""
 
-    return sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+
+def _pg(*sql: str) -> bool:
+    """Run admin SQL on the PostgreSQL server in a child process: the bench itself
+    stays small, so that its children's peak memory is theirs alone."""
+    done = subprocess.run(
+        [sys.executable, "-c", _PG_ADMIN, PG_SERVER, *sql], capture_output=True
+    )
+    return done.returncode == 0
 
 
 def _pg_reachable() -> bool:
-    try:
-        with _pg_admin().connect():
-            return True
-    except Exception:
-        return False
+    return _pg("SELECT 1")
 
 
 def _recreate_pg(name: str) -> None:
-    with _pg_admin().connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
 
 
 def _drop_pg(name: str) -> None:
-    with _pg_admin().connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def print_table(rows: list[Row]) -> None:
