@@ -165,6 +165,15 @@ class Project:
         """The folder of migplan.yaml; relative paths resolve against it."""
         return self.path.parent
 
+    @property
+    def ini(self) -> Path | None:
+        """Alembic's ini file: Flask-Migrate's in the migrations folder, else a
+        plain Alembic project's alembic.ini beside migplan.yaml."""
+        for path in (self.migrations / "alembic.ini", self.root / "alembic.ini"):
+            if path.is_file():
+                return path
+        return None
+
     def environment(self, name: str | None = None) -> Environment:
         """Return the environment `name` (default: `default_env`)."""
         if name is None:

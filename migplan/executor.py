@@ -4,6 +4,7 @@ the planned steps, one transaction per migration where the database allows it.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import time
@@ -406,14 +407,7 @@ def apply(
     shown; a saved plan is refused. A dirty database is refused.
     """
     url = url or env.url
-    with locking.migration_lock(
-        url,
-        version_table=project.version_table,
-        # one lock per version table: per schema, for a fleet of tenant schemas
-        schema=project.version_table_schema or database.search_path(url),
-        timeout=env.lock_timeout if lock_timeout is None else lock_timeout,
-        on_wait=on_wait,
-    ):
+    with _migration_lock(project, env, url, lock_timeout, on_wait):
         # re-read under the lock: another deploy may have moved the heads
         heads = database.read_heads(
             url, project.version_table, project.version_table_schema
@@ -474,6 +468,22 @@ def apply(
                 dirty=result.failed if result.dirty else None,
             )
         return result
+
+
+def _migration_lock(
+    project: Project,
+    env: Environment,
+    url: str,
+    lock_timeout: float | None,
+    on_wait: locking.WaitFn | None,
+) -> contextlib.AbstractContextManager[None]:
+    return locking.migration_lock(
+        url,
+        version_table=project.version_table,
+        schema=project.version_table_schema,
+        timeout=env.lock_timeout if lock_timeout is None else lock_timeout,
+        on_wait=on_wait,
+    )
 
 
 def _outcome(result: ApplyResult) -> str:
@@ -569,14 +579,7 @@ def resolve(
     table, which never moved, stays. Returns the dirty run and the heads now.
     """
     url = url or env.url
-    with locking.migration_lock(
-        url,
-        version_table=project.version_table,
-        # one lock per version table: per schema, for a fleet of tenant schemas
-        schema=project.version_table_schema or database.search_path(url),
-        timeout=env.lock_timeout if lock_timeout is None else lock_timeout,
-        on_wait=on_wait,
-    ):
+    with _migration_lock(project, env, url, lock_timeout, on_wait):
         runs = audit.read_runs(
             url, project.audit_table, schema=project.version_table_schema
         )

@@ -51,7 +51,8 @@ def migration_lock(
 ) -> Iterator[None]:
     """Hold the database's migration lock; wait up to `timeout` seconds for it."""
     dialect = database.dialect_name(url)
-    key = lock_key(version_table, schema)
+    # one lock per version table: per schema, for a fleet of tenant schemas
+    key = lock_key(version_table, schema or database.search_path(url))
     if dialect == "sqlite":
         lock = _sqlite_lock(url, key, timeout, on_wait)
     elif dialect == "postgresql":

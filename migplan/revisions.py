@@ -668,22 +668,16 @@ def _ini_changes_listing(project: Project) -> bool:
     """Whether the ini tells Alembic to look for revisions elsewhere or otherwise."""
     import configparser
 
-    for ini in (project.migrations / "alembic.ini", project.root / "alembic.ini"):
-        if ini.is_file():
-            parser = configparser.ConfigParser(interpolation=None)
-            try:
-                parser.read(ini, encoding="utf-8")
-            except configparser.Error:
-                return True
-            return any(
-                parser.has_option("alembic", option)
-                for option in (
-                    "version_locations",
-                    "recursive_version_locations",
-                    "sourceless",
-                )
-            )
-    return False
+    ini = project.ini
+    if ini is None:
+        return False
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(ini, encoding="utf-8")
+    except configparser.Error:
+        return True
+    options = ("version_locations", "recursive_version_locations", "sourceless")
+    return any(parser.has_option("alembic", option) for option in options)
 
 
 def _versions(folder: Path) -> tuple[list[str], list[int]]:

@@ -33,15 +33,6 @@ class MigplanConfig(Config):
         return str(templates) if templates else super().get_template_directory()
 
 
-def ini_file(project: Project) -> Path | None:
-    """The ini file: Flask-Migrate's in the migrations folder, else a plain
-    Alembic project's alembic.ini beside migplan.yaml."""
-    for path in (project.migrations / "alembic.ini", project.root / "alembic.ini"):
-        if path.is_file():
-            return path
-    return None
-
-
 def alembic_config(
     project: Project,
     url: str | None = None,
@@ -56,9 +47,7 @@ def alembic_config(
     options = cmd_opts or argparse.Namespace()
     if not hasattr(options, "x"):
         options.x = []
-    config = MigplanConfig(
-        ini_file(project), cmd_opts=options, stdout=stdout or sys.stdout
-    )
+    config = MigplanConfig(project.ini, cmd_opts=options, stdout=stdout or sys.stdout)
     config.set_main_option("script_location", str(project.migrations))
     if url is not None:
         config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
