@@ -707,13 +707,19 @@ def graph_command(state: State, fmt: str, collapse: int, no_databases: bool) -> 
 
 @cli.command("status")
 @json_option
+@click.option(
+    "--drift",
+    "with_drift",
+    is_flag=True,
+    help="Also compare each database with the models (loads the app).",
+)
 @pass_state
-def status_command(state: State, as_json: bool) -> None:
+def status_command(state: State, as_json: bool, with_drift: bool) -> None:
     """Show every environment: current revision, target, pending steps."""
     from migplan import render
     from migplan import status
 
-    rows = status.collect(state.project)
+    rows = status.collect(state.project, drift=with_drift)
     click.echo(
         json.dumps([r.to_dict() for r in rows], indent=2)
         if as_json

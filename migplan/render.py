@@ -153,7 +153,9 @@ def failure_message(result: ApplyResult) -> str:
 
 
 def status_text(rows: Sequence[EnvironmentStatus]) -> str:
-    """Return the status of every environment as a table."""
+    """Return the status of every environment as a table (a Drift column when
+    the rows were compared with the models)."""
+    with_drift = any(row.drift is not None for row in rows)
     body = []
     for row in rows:
         if row.error is not None:
@@ -162,23 +164,33 @@ def status_text(rows: Sequence[EnvironmentStatus]) -> str:
             parts = [f"{row.upgrades} up"] if row.upgrades else []
             parts += [f"{row.downgrades} down"] if row.downgrades else []
             pending = ", ".join(parts) or "0"
-        body.append(
-            [
-                row.environment,
-                row.url,
-                "?" if row.current is None else heads(row.current),
-                " ".join(row.target),
-                pending,
-                f"error: {row.error}"
-                if row.error is not None
-                else f"dirty ({row.dirty})"
-                if row.dirty is not None
-                else row.state,
-            ]
+        state = (
+            f"error: {row.error}"
+            if row.error is not None
+            else f"dirty ({row.dirty})"
+            if row.dirty is not None
+            else row.state
         )
-    return table(
-        ["Environment", "URL", "Current", "Target", "Pending", "State"], body, indent=""
-    )
+        cells = [
+            row.environment,
+            row.url,
+            "?" if row.current is None else heads(row.current),
+            " ".join(row.target),
+            pending,
+        ]
+        if with_drift:
+            drift = (
+                "-"
+                if row.drift is None
+                else f"{row.drift} differences"
+                if row.drift
+                else "none"
+            )
+            cells.append(drift)
+        body.append([*cells, state])
+    header = ["Environment", "URL", "Current", "Target", "Pending"]
+    header += ["Drift"] if with_drift else []
+    return table([*header, "State"], body, indent="")
 
 
 def log_text(runs: Sequence[Run]) -> str:

@@ -32,6 +32,8 @@ class EnvironmentStatus:
     error: str | None = None
     dirty: str | None = None
     """The half-applied step, when a migration left the database dirty."""
+    drift: int | None = None
+    """How many differences from the models (with --drift); None: not compared."""
 
     @property
     def state(self) -> str:
@@ -53,12 +55,16 @@ class EnvironmentStatus:
             "pending": {"upgrade": self.upgrades, "downgrade": self.downgrades},
             "error": self.error,
             "dirty": self.dirty,
+            "drift": self.drift,
         }
 
 
-def collect(project: Project, max_workers: int = 16) -> list[EnvironmentStatus]:
+def collect(
+    project: Project, max_workers: int = 16, *, drift: bool = False
+) -> list[EnvironmentStatus]:
     """Return the status of every environment (every database of a fleet), in
-    migplan.yaml's order; all are read concurrently."""
+    migplan.yaml's order; all are read concurrently. With `drift`, each is also
+    compared with the models (one at a time: that loads the app)."""
     graph = project.graph
     graph.heads  # noqa: B018 - resolve the graph once, before the threads share it
     rows: list[EnvironmentStatus | tuple[Environment, str | None, str | None]] = []
@@ -79,7 +85,32 @@ def collect(project: Project, max_workers: int = 16) -> list[EnvironmentStatus]:
         return environment_status(project, graph, *row)
 
     with ThreadPoolExecutor(max_workers=min(max_workers, max(1, len(rows)))) as pool:
-        return list(pool.map(one, rows))
+        found = list(pool.map(one, rows))
+    if drift:
+        found = [
+            _with_drift(project, row, status)
+            for row, status in zip(rows, found, strict=True)
+        ]
+    return found
+
+
+def _with_drift(
+    project: Project,
+    row: EnvironmentStatus | tuple[Environment, str | None, str | None],
+    status: EnvironmentStatus,
+) -> EnvironmentStatus:
+    from dataclasses import replace
+
+    from migplan import drift
+
+    if status.error is not None or isinstance(row, EnvironmentStatus):
+        return status
+    env, _, url = row
+    try:
+        differences = drift.environment_drift(project, url or env.url)
+    except MigplanError as err:
+        return replace(status, error=str(err))
+    return replace(status, drift=len(differences))
 
 
 def environment_status(

@@ -63,9 +63,10 @@ def _list_problem(graph: RevisionGraph, target: tuple[str, ...]) -> str | None:
 
 
 def _database_problems(project: Project, env: Environment) -> list[str]:
-    """Read ENV's current revisions and plan its target from them."""
-    from migplan import database
-    from migplan import planner
+    """Read ENV's current revisions, plan its target from them, and report what
+    apply would refuse or warn about (a dirty database, an applied revision file
+    edited since)."""
+    from migplan import api
 
     try:
         url = env.url
@@ -73,13 +74,10 @@ def _database_problems(project: Project, env: Environment) -> list[str]:
         return [str(err)]
     try:
         # a SQLite file that does not exist is at base, and is not created
-        current = database.read_heads(
-            url, project.version_table, project.version_table_schema
-        )
-        planner.make_plan(project.graph, current, env.target, environment=env.name)
+        plan = api.plan(project, env, url=url)
     except MigplanError as err:
         return [f"environment {env.name!r}: {err}"]
-    return []
+    return [f"environment {env.name!r}: {note}" for note in plan.notes]
 
 
 def _target_problem(graph: object, expr: str) -> str | None:

@@ -287,3 +287,42 @@ def test_a_run_killed_after_its_last_step_committed_is_not_dirty(project, mysql_
 
     assert "dirty" not in run(project.root, "status").stdout
     assert run(project.root, "plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_validate_env_reports_an_applied_file_edited_since(project, sqlite_url):
+    path = _edit_applied_file(project, sqlite_url, "refuse")
+    result = run(project.root, "validate", "-e", "dev")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: environment 'dev': apply will refuse: migrations/versions/{path.name} "
+        "(revision a1) has changed since it was applied to this database; "
+        "on_modified: refuse\n"
+    )
+
+
+def test_status_drift_column(project, sqlite_url):
+    linear_project(project, sqlite_url, "a1")
+    _models(project, ', sa.Column("name", sa.String(20))')
+    run(project.root, "apply")
+    result = run(project.root, "status", "--drift")
+    assert result.exit_code == 0, result.stderr
+    header, row = result.stdout.splitlines()
+    assert header.split() == [
+        "Environment",
+        "URL",
+        "Current",
+        "Target",
+        "Pending",
+        "Drift",
+        "State",
+    ]
+    assert row.split()[2:] == [
+        "a1",
+        "head",
+        "0",
+        "1",
+        "differences",
+        "up",
+        "to",
+        "date",
+    ]
