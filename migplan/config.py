@@ -135,7 +135,9 @@ class Environment:
 
     def resolve_url(self, template: str, location: Location | None = None) -> str:
         """Expand ${VAR} in a URL of this environment and resolve a SQLite path."""
-        url = expand_vars(template, location)
+        from migplan.database import normalize_url
+
+        url = normalize_url(expand_vars(template, location))
         root = self.location.file.parent if self.location else Path.cwd()
         names = [f"${{{m.group(1)}}}" for m in _VAR.finditer(template)]
         return _resolve_sqlite_path(url, root, location, names)

@@ -41,6 +41,21 @@ def sqlite_file(url: str) -> str | None:
     return urllib.parse.unquote(match.group("rest")[1:])
 
 
+def normalize_url(url: str) -> str:
+    """Spell a URL the way SQLAlchemy 2 wants it: ``postgres://`` (Heroku and
+    others) is ``postgresql://``; ``mysql://`` and ``mariadb://`` use PyMySQL,
+    migplan's driver, unless mysqlclient is installed."""
+    if url.startswith("postgres://"):
+        return "postgresql://" + url[len("postgres://") :]
+    for scheme in ("mysql://", "mariadb://"):
+        if url.startswith(scheme):
+            import importlib.util
+
+            if importlib.util.find_spec("MySQLdb") is None:
+                return f"{scheme[:-3]}+pymysql://{url[len(scheme) :]}"
+    return url
+
+
 def parse_url(url: str) -> URL:
     """Return the SQLAlchemy URL, or raise ConfigError without echoing it."""
     from sqlalchemy import exc as sa_exc
