@@ -892,6 +892,8 @@ def db_init_command(
         click.echo(
             f"Wrote {config_file}: edit its environments, then run 'migplan plan'."
         )
+    # Alembic's init just said to edit alembic.ini's connection settings
+    click.echo("With migplan, each environment's database URL is in migplan.yaml.")
 
 
 def _revision_options(f: F) -> F:

@@ -297,6 +297,7 @@ def test_db_init_in_an_empty_folder_writes_a_starter_config(tmp_path, no_flask_a
     assert result.exit_code == 0, result.stderr
     assert result.stdout.endswith(
         "Wrote migplan.yaml: edit its environments, then run 'migplan plan'.\n"
+        "With migplan, each environment's database URL is in migplan.yaml.\n"
     )
     assert (tmp_path / "migplan.yaml").read_text() == STARTER.format(
         app_line="# app: app:create_app   # your Flask app or factory"
@@ -354,6 +355,7 @@ def test_db_init_with_config_option_writes_beside_it(tmp_path, no_flask_app):
     assert result.exit_code == 0, result.stderr
     assert result.stdout.endswith(
         "Wrote sub/migplan.yaml: edit its environments, then run 'migplan plan'.\n"
+        "With migplan, each environment's database URL is in migplan.yaml.\n"
     )
     assert (tmp_path / "sub" / "migrations" / "env.py").is_file()
     assert "migrations: migrations\n" in (tmp_path / "sub" / "migplan.yaml").read_text()

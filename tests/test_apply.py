@@ -194,6 +194,10 @@ def test_status_shows_every_environment_and_an_unreachable_one_in_its_row(
     ]
     assert lines[1].split()[2:] == ["b2", "head", "0", "up", "to", "date"]
     assert lines[2].split()[2:] == ["base", "a1", "1", "up", "pending"]
-    assert lines[3].split()[:3] == ["prod", "postgresql://app:***@127.0.0.1:1/prod", "?"]
+    assert lines[3].split()[:3] == [
+        "prod",
+        "postgresql://app:***@127.0.0.1:1/prod",
+        "?",
+    ]
     assert "error: postgresql://app:***@127.0.0.1:1/prod: cannot connect:" in lines[3]
     assert "s3cr3t" not in result.stdout + result.stderr

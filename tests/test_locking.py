@@ -251,7 +251,10 @@ def concurrent_applies(project: Project, url: str, start_apply: StartApply) -> N
             assert stderr == ""
             continue
         assert "[1/5]" not in stdout
-        assert stdout.splitlines()[-1] == "Nothing left to do (another process applied it); dev is at r5."
+        assert (
+            stdout.splitlines()[-1]
+            == "Nothing left to do (another process applied it); dev is at r5."
+        )
         holder = re.fullmatch(re.escape(WAITING) + HOLDER[dialect(url)] + "\n", stderr)
         assert holder, stderr
         if "pid" in holder.groupdict():
