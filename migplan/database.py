@@ -222,28 +222,6 @@ def read_table(
             raise DatabaseError(f"cannot read {table}: {reason(err)}") from err
 
 
-def current_heads(
-    connection: Connection,
-    version_table: str = "alembic_version",
-    schema: str | None = None,
-) -> Heads:
-    """Return the revisions in the version table, sorted; ``()`` if there is none."""
-    import sqlalchemy as sa
-    from sqlalchemy import exc as sa_exc
-
-    try:
-        if not sa.inspect(connection).has_table(version_table, schema=schema):
-            return ()
-        table = sa.table(version_table, sa.column("version_num"), schema=schema)
-        rows = connection.execute(sa.select(table.c.version_num)).scalars().all()
-    except sa_exc.SQLAlchemyError as err:
-        raise DatabaseError(f"cannot read {version_table}: {reason(err)}") from err
-    finally:
-        if connection.in_transaction():
-            connection.rollback()
-    return tuple(sorted(str(r) for r in rows))
-
-
 def read_heads(
     url: str, version_table: str = "alembic_version", schema: str | None = None
 ) -> Heads:

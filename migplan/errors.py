@@ -36,8 +36,6 @@ _URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)([^@\s]+)(@)", re
 class MigplanError(Exception):
     """An error the user can act on; the CLI prints it as one line and exits 1."""
 
-    exit_code = 1
-
     def __str__(self) -> str:
         return mask(" ".join(super().__str__().split("\n")))
 

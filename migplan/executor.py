@@ -49,8 +49,6 @@ if TYPE_CHECKING:
     from migplan.revisions import Heads
     from migplan.revisions import RevisionGraph
 
-log = logging.getLogger(__name__)
-
 
 @dataclass(frozen=True)
 class Progress:

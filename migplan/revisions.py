@@ -252,18 +252,9 @@ class RevisionGraph:
         """The head revisions of the graph (nothing is upgraded from them), sorted."""
         return tuple(sorted(rev for rev, below in self.children.items() if not below))
 
-    @property
-    def bases(self) -> Heads:
-        """The base revisions of the graph, sorted."""
-        return tuple(sorted(r for r, below in self.down.items() if not below))
-
     def get(self, revision: str) -> RevisionFile:
         """Return the file of a full revision id."""
         return self.files[revision]
-
-    def analysis(self, revision: str) -> Analysis:
-        """Return the lint findings of a revision's source (read once)."""
-        return self.analyses([revision])[revision]
 
     def analyses(self, revisions: Sequence[str]) -> dict[str, Analysis]:
         """Return the lint findings of several revisions, cached by file checksum."""
@@ -314,10 +305,6 @@ class RevisionGraph:
                 found.add(rev)
                 stack.extend(self._parents(rev))
         return found
-
-    def is_ancestor(self, ancestor: str, revision: str) -> bool:
-        """Return whether `ancestor` is `revision` or lies below it."""
-        return ancestor in self.ancestors((revision,))
 
     def resolve(self, target: Sequence[str]) -> Heads:
         """Return the revisions a target names (``()`` for ``base``)."""
@@ -763,10 +750,6 @@ class _Details:
         self.key = key
         self._known: dict[str, object] | None = None
         self._fresh: dict[str, object] = {}
-
-    @property
-    def loaded(self) -> bool:
-        return self._known is not None
 
     def _load(self) -> dict[str, object]:
         if self._known is None:
