@@ -56,6 +56,22 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def _sqlalchemy_before_2_1() -> bool:
+    from importlib.metadata import version
+
+    major, minor = (int(part) for part in version("sqlalchemy").split(".")[:2])
+    return (major, minor) < (2, 1)
+
+
+def driver_url(url: str) -> str:
+    """The URL to connect with: SQLAlchemy 2.1 (Python 3.11+) reads
+    postgresql:// as psycopg 3, 2.0 as psycopg2; migplan uses psycopg 3 on every
+    Python. (Shown URLs keep the spelling of migplan.yaml.)"""
+    if url.startswith("postgresql://") and _sqlalchemy_before_2_1():
+        return "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
 def parse_url(url: str) -> URL:
     """Return the SQLAlchemy URL, or raise ConfigError without echoing it."""
     from sqlalchemy import exc as sa_exc
@@ -92,7 +108,7 @@ def create_engine(url: str) -> Engine:
     from sqlalchemy import event
     from sqlalchemy import exc as sa_exc
 
-    parsed = parse_url(url)
+    parsed = parse_url(driver_url(url))
     try:
         engine = sa.create_engine(parsed, poolclass=sa.pool.NullPool)
     except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ImportError) as err:

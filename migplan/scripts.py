@@ -14,6 +14,7 @@ from alembic.script import Script
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
+from migplan import database
 from migplan.errors import RevisionGraphError
 
 if TYPE_CHECKING:
@@ -50,7 +51,9 @@ def alembic_config(
     config = MigplanConfig(project.ini, cmd_opts=options, stdout=stdout or sys.stdout)
     config.set_main_option("script_location", str(project.migrations))
     if url is not None:
-        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+        config.set_main_option(
+            "sqlalchemy.url", database.driver_url(url).replace("%", "%%")
+        )
     return config
 
 

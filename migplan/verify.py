@@ -52,7 +52,7 @@ class Report:
 
 def reflect(url: str, ignore: set[str]) -> Schema:
     """Return the schema of a database, in a form two snapshots compare by."""
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    engine = database.create_engine(url)
     try:
         inspector = sa.inspect(engine)
         schema: Schema = {}
@@ -217,7 +217,7 @@ def _round_trip(
 def _require_empty(url: str) -> None:
     if not database.sqlite_exists(url):
         return
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    engine = database.create_engine(url)
     try:
         found = sa.inspect(engine).get_table_names()
     except sa.exc.SQLAlchemyError as err:
@@ -235,7 +235,7 @@ def _require_empty(url: str) -> None:
 
 def _empty(url: str) -> None:
     """Drop what verify created in a throwaway server database."""
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    engine = database.create_engine(url)
     try:
         metadata = sa.MetaData()
         metadata.reflect(engine)

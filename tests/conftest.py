@@ -23,6 +23,7 @@ from click.testing import CliRunner
 from click.testing import Result
 
 from migplan.cli import cli
+from migplan.database import driver_url
 
 PG_ADMIN_URL = os.environ.get(
     "MIGPLAN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test"
@@ -38,7 +39,7 @@ os.environ["MIGPLAN_CACHE_DIR"] = tempfile.mkdtemp(prefix="migplan-test-cache-")
 
 def _server_or_skip(admin_url: str, name: str) -> sa.Engine:
     engine = sa.create_engine(
-        admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool
+        driver_url(admin_url), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool
     )
     try:
         with engine.connect():
@@ -70,7 +71,8 @@ def pg_url(pg_admin: sa.Engine) -> Iterator[str]:
     name = _unique("migplan_test")
     with pg_admin.connect() as conn:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = pg_admin.url.set(database=name).render_as_string(hide_password=False)
+    # spelled as a user writes it (postgresql://): migplan picks the driver
+    url = sa.make_url(PG_ADMIN_URL).set(database=name).render_as_string(False)
     yield url
     with pg_admin.connect() as conn:
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -82,7 +84,7 @@ def mysql_url(mysql_admin: sa.Engine) -> Iterator[str]:
     name = _unique("migplan_test")
     with mysql_admin.connect() as conn:
         conn.exec_driver_sql(f"CREATE DATABASE `{name}`")
-    url = mysql_admin.url.set(database=name).render_as_string(hide_password=False)
+    url = sa.make_url(MYSQL_ADMIN_URL).set(database=name).render_as_string(False)
     yield url
     with mysql_admin.connect() as conn:
         conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
@@ -107,7 +109,7 @@ def db_url(request: pytest.FixtureRequest) -> str:
 
 def tables(url: str) -> set[str]:
     """Names of the tables in the database, the version table included."""
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    engine = sa.create_engine(driver_url(url), poolclass=sa.pool.NullPool)
     try:
         return set(sa.inspect(engine).get_table_names())
     finally:
@@ -115,7 +117,7 @@ def tables(url: str) -> set[str]:
 
 
 def columns(url: str, table: str) -> set[str]:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    engine = sa.create_engine(driver_url(url), poolclass=sa.pool.NullPool)
     try:
         return {c["name"] for c in sa.inspect(engine).get_columns(table)}
     finally:
@@ -124,7 +126,7 @@ def columns(url: str, table: str) -> set[str]:
 
 def version_rows(url: str, table: str = "alembic_version") -> list[str]:
     """The rows of the version table, sorted ([] when there is no table)."""
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    engine = sa.create_engine(driver_url(url), poolclass=sa.pool.NullPool)
     try:
         if not sa.inspect(engine).has_table(table):
             return []
@@ -137,7 +139,7 @@ def version_rows(url: str, table: str = "alembic_version") -> list[str]:
 
 
 def query(url: str, sql: str) -> list[tuple[object, ...]]:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    engine = sa.create_engine(driver_url(url), poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as conn:
             return [tuple(r) for r in conn.exec_driver_sql(sql)]

@@ -31,6 +31,7 @@ from conftest import tables
 from conftest import version_rows
 
 from migplan.database import display_url
+from migplan.database import driver_url
 
 TENANTS = 20
 SECRET = "s3cr3t"
@@ -80,7 +81,7 @@ def fleet_databases(pg_admin: sa.Engine) -> Iterator[list[str]]:
 def fleet_urls(fleet_databases: list[str]) -> list[str]:
     """The 20 databases, emptied: every one at base, without a table."""
     for url in fleet_databases:
-        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        engine = sa.create_engine(driver_url(url), poolclass=sa.pool.NullPool)
         with engine.begin() as conn:
             conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
         engine.dispose()
@@ -455,7 +456,7 @@ def test_databases_from_a_catalog_never_shows_a_password(
     with_password = sa.make_url(fleet_urls[3]).set(password=SECRET)
     tenant_urls = list(fleet_urls)
     tenant_urls[3] = with_password.render_as_string(hide_password=False)
-    engine = sa.create_engine(pg_url, poolclass=sa.pool.NullPool)
+    engine = sa.create_engine(driver_url(pg_url), poolclass=sa.pool.NullPool)
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE tenants (url text, active boolean)")
         for url in tenant_urls:

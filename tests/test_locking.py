@@ -34,6 +34,7 @@ from conftest import tables
 from conftest import version_rows
 
 from migplan.database import display_url
+from migplan.database import driver_url
 
 REVS = ("r1", "r2", "r3", "r4", "r5")
 PROCESSES = 4
@@ -461,7 +462,7 @@ def killed_apply_mariadb(project: Project, url: str, start_apply: StartApply) ->
 
     # r2 was killed after its CREATE TABLE (committed at once): undo it by hand
     assert "t_r2" in tables(url)
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    engine = sa.create_engine(driver_url(url), poolclass=sa.pool.NullPool)
     with engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE t_r2")
     engine.dispose()

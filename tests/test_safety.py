@@ -12,9 +12,11 @@ from conftest import run
 from conftest import tables
 from conftest import version_rows
 
+from migplan.database import driver_url
+
 
 def execute(url, sql):
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    engine = sa.create_engine(driver_url(url), poolclass=sa.pool.NullPool)
     with engine.begin() as conn:
         conn.exec_driver_sql(sql)
     engine.dispose()
