@@ -194,7 +194,7 @@ class AuditTrail:
         self.track_steps = track_steps
         self.run_id = str(uuid.uuid4())
         self.steps: list[dict[str, object]] = []
-        self._engine: Engine = database.create_engine(url).execution_options(
+        self._engine: Engine = database.shared_engine(url).execution_options(
             isolation_level="AUTOCOMMIT"
         )
         self._connection: Connection | None = None
@@ -221,7 +221,6 @@ class AuditTrail:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
-        self._engine.dispose()
 
     def _execute(self, statement: sa.Executable) -> sa.CursorResult[tuple[object, ...]]:
         from sqlalchemy import exc as sa_exc

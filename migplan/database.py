@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+import threading
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -144,23 +145,34 @@ def create_engine(url: str) -> Engine:
     return engine
 
 
+_shared: dict[str, Engine] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_engine(url: str) -> Engine:
+    """One engine per URL for this process's short reads and bookkeeping (heads,
+    the audit trail, the lock): SQLAlchemy learns the server's dialect once, not
+    per connection. Migrations run on engines of their own (`create_engine`)."""
+    with _shared_lock:
+        engine = _shared.get(url)
+        if engine is None:
+            engine = _shared[url] = create_engine(url)
+        return engine
+
+
 @contextmanager
 def connect(url: str) -> Iterator[Connection]:
     """Open a connection to `url`; connection errors become DatabaseError."""
     from sqlalchemy import exc as sa_exc
 
-    engine = create_engine(url)
     try:
-        try:
-            connection = engine.connect()
-        except sa_exc.SQLAlchemyError as err:
-            raise DatabaseError(
-                f"{display_url(url)}: cannot connect: {reason(err)}"
-            ) from err
-        with connection:
-            yield connection
-    finally:
-        engine.dispose()
+        connection = shared_engine(url).connect()
+    except sa_exc.SQLAlchemyError as err:
+        raise DatabaseError(
+            f"{display_url(url)}: cannot connect: {reason(err)}"
+        ) from err
+    with connection:
+        yield connection
 
 
 def reason(err: BaseException) -> str:

@@ -80,37 +80,33 @@ def _timed_out(url: str, timeout: float, holder: str) -> LockTimeout:
 def _postgresql_lock(
     url: str, key: int, timeout: float, on_wait: WaitFn | None
 ) -> Iterator[None]:
-    engine = database.create_engine(url)
-    engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-    try:
-        with _lock_connection(engine, url) as connection:
-            connection.exec_driver_sql(
-                "SELECT set_config('application_name', %(name)s, false)",
-                {"name": holder_name()[:63]},
-            )
-            deadline = _deadline(timeout)
-            told = False
-            while not connection.execute(
-                sa.text("SELECT pg_try_advisory_lock(:ns, :key)"),
+    engine = database.shared_engine(url).execution_options(isolation_level="AUTOCOMMIT")
+    with _lock_connection(engine, url) as connection:
+        connection.exec_driver_sql(
+            "SELECT set_config('application_name', %(name)s, false)",
+            {"name": holder_name()[:63]},
+        )
+        deadline = _deadline(timeout)
+        told = False
+        while not connection.execute(
+            sa.text("SELECT pg_try_advisory_lock(:ns, :key)"),
+            {"ns": _NAMESPACE, "key": key},
+        ).scalar():
+            holder = _postgresql_holder(connection, key)
+            if time.monotonic() >= deadline:
+                raise _timed_out(url, timeout, holder)
+            if on_wait and not told:
+                on_wait(f"waiting for the migration lock, held by {holder}")
+                told = True
+            time.sleep(_POLL)
+        try:
+            yield
+        finally:
+            _release(
+                connection,
+                "SELECT pg_advisory_unlock(:ns, :key)",
                 {"ns": _NAMESPACE, "key": key},
-            ).scalar():
-                holder = _postgresql_holder(connection, key)
-                if time.monotonic() >= deadline:
-                    raise _timed_out(url, timeout, holder)
-                if on_wait and not told:
-                    on_wait(f"waiting for the migration lock, held by {holder}")
-                    told = True
-                time.sleep(_POLL)
-            try:
-                yield
-            finally:
-                _release(
-                    connection,
-                    "SELECT pg_advisory_unlock(:ns, :key)",
-                    {"ns": _NAMESPACE, "key": key},
-                )
-    finally:
-        engine.dispose()
+            )
 
 
 def _postgresql_holder(connection: sa.Connection, key: int) -> str:
@@ -143,39 +139,34 @@ def _postgresql_find(connection: sa.Connection, key: int) -> str | None:
 def _mysql_lock(
     url: str, key: int, timeout: float, on_wait: WaitFn | None
 ) -> Iterator[None]:
-    engine = database.create_engine(url).execution_options(isolation_level="AUTOCOMMIT")
-    try:
-        with _lock_connection(engine, url) as connection:
-            database_name = (
-                connection.exec_driver_sql("SELECT DATABASE()").scalar() or ""
-            )
-            name = _mysql_name(key, database_name)
-            deadline = _deadline(timeout)
-            told = False
-            # the first try does not wait, so that the holder is named at once, as on
-            # PostgreSQL and SQLite (waiting first, --lock-timeout 1 gave up without
-            # saying it waited); later tries wait inside GET_LOCK
-            wait = 0.0
-            while True:
-                got = connection.execute(
-                    sa.text("SELECT GET_LOCK(:name, :wait)"),
-                    {"name": name, "wait": wait},
-                ).scalar()
-                if got == 1:
-                    break
-                holder = _mysql_holder(connection, name)
-                if time.monotonic() >= deadline:
-                    raise _timed_out(url, timeout, holder)
-                if on_wait and not told:
-                    on_wait(f"waiting for the migration lock, held by {holder}")
-                    told = True
-                wait = max(0.0, min(1.0, deadline - time.monotonic()))
-            try:
-                yield
-            finally:
-                _release(connection, "SELECT RELEASE_LOCK(:name)", {"name": name})
-    finally:
-        engine.dispose()
+    engine = database.shared_engine(url).execution_options(isolation_level="AUTOCOMMIT")
+    with _lock_connection(engine, url) as connection:
+        database_name = connection.exec_driver_sql("SELECT DATABASE()").scalar() or ""
+        name = _mysql_name(key, database_name)
+        deadline = _deadline(timeout)
+        told = False
+        # the first try does not wait, so that the holder is named at once, as on
+        # PostgreSQL and SQLite (waiting first, --lock-timeout 1 gave up without
+        # saying it waited); later tries wait inside GET_LOCK
+        wait = 0.0
+        while True:
+            got = connection.execute(
+                sa.text("SELECT GET_LOCK(:name, :wait)"),
+                {"name": name, "wait": wait},
+            ).scalar()
+            if got == 1:
+                break
+            holder = _mysql_holder(connection, name)
+            if time.monotonic() >= deadline:
+                raise _timed_out(url, timeout, holder)
+            if on_wait and not told:
+                on_wait(f"waiting for the migration lock, held by {holder}")
+                told = True
+            wait = max(0.0, min(1.0, deadline - time.monotonic()))
+        try:
+            yield
+        finally:
+            _release(connection, "SELECT RELEASE_LOCK(:name)", {"name": name})
 
 
 def _mysql_name(key: int, database_name: str) -> str:
@@ -289,15 +280,12 @@ def holder(
         return _sqlite_find(url)
     if dialect not in ("postgresql", "mysql"):
         return None
-    engine = database.create_engine(url).execution_options(isolation_level="AUTOCOMMIT")
-    try:
-        with _lock_connection(engine, url) as connection:
-            if dialect == "postgresql":
-                return _postgresql_find(connection, key)
-            name = connection.exec_driver_sql("SELECT DATABASE()").scalar() or ""
-            return _mysql_find(connection, _mysql_name(key, str(name)))
-    finally:
-        engine.dispose()
+    engine = database.shared_engine(url).execution_options(isolation_level="AUTOCOMMIT")
+    with _lock_connection(engine, url) as connection:
+        if dialect == "postgresql":
+            return _postgresql_find(connection, key)
+        name = connection.exec_driver_sql("SELECT DATABASE()").scalar() or ""
+        return _mysql_find(connection, _mysql_name(key, str(name)))
 
 
 def _sqlite_find(url: str) -> str | None:
