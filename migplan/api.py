@@ -41,19 +41,6 @@ def plan(project: Project, env: Environment, *, url: str | None = None) -> Plan:
     return dataclasses.replace(made, notes=made.notes + notes)
 
 
-def dirty(project: Project, url: str) -> audit.Run | None:
-    """Return the run that left the database dirty, if one did."""
-    if not database.sqlite_exists(url):
-        return None
-    runs = audit.read_runs(
-        url, project.audit_table, schema=project.version_table_schema
-    )
-    current = database.read_heads(
-        url, project.version_table, project.version_table_schema
-    )
-    return audit.dirty_run(runs, project.graph, current)
-
-
 def rollback_plan(
     project: Project,
     env: Environment,

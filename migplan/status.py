@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from migplan import api
+from migplan import audit
 from migplan import database
 from migplan import fleet
 from migplan import planner
@@ -132,7 +132,10 @@ def environment_status(
             url, project.version_table, project.version_table_schema
         )
         plan = planner.make_plan(graph, current, env.target, environment=env.name)
-        dirty = api.dirty(project, url)
+        runs = audit.read_runs(
+            url, project.audit_table, schema=project.version_table_schema
+        )
+        dirty = audit.dirty_run(runs, graph, current)
     except MigplanError as err:
         return EnvironmentStatus(env.name, shown, env.target, error=str(err))
     return EnvironmentStatus(

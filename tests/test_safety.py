@@ -328,3 +328,23 @@ def test_status_drift_column(project, sqlite_url):
         "to",
         "date",
     ]
+
+
+def test_verify_on_a_throwaway_postgresql_database(project, sqlite_url, pg_url):
+    linear_project(project, sqlite_url, "a1", "b2")
+    result = run(project.root, "verify", "--url", pg_url)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "All 2 revisions round-trip; one head (b2)." in result.stdout
+    assert tables(pg_url) == set()  # left as empty as it was found
+    assert version_rows(sqlite_url) == []
+
+
+def test_verify_refuses_a_database_that_is_not_empty(project, sqlite_url, pg_url):
+    linear_project(project, sqlite_url, "a1")
+    execute(pg_url, "CREATE TABLE precious (id integer)")
+    result = run(project.root, "verify", "--url", pg_url)
+    assert result.exit_code == 1
+    assert result.stderr.endswith(
+        "is not empty (precious); verify needs a throwaway database\n"
+    )
+    assert tables(pg_url) == {"precious"}
