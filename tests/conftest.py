@@ -248,6 +248,30 @@ def linear_project(project: Project, url: str, *revs: str, **env: str) -> Projec
     return project
 
 
+FLASK_APP = """\
+from flask import Flask
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+
+db = SQLAlchemy()
+migrate = Migrate()
+
+
+class User(db.Model):
+    id = db.Column(db.Integer, primary_key=True)
+{columns}
+
+
+def create_app():
+    app = Flask(__name__)
+    app.config["SQLALCHEMY_DATABASE_URI"] = {own_url!r}
+    db.init_app(app)
+    migrate.init_app(app, db)
+    return app
+"""
+"""The Flask-Migrate tutorial's app: `columns` of its User model, its own URL."""
+
+
 # -- running migplan ------------------------------------------------------------------
 
 

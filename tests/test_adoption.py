@@ -15,6 +15,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import FLASK_APP
 from conftest import columns
 from conftest import run
 from conftest import run_process
@@ -24,28 +25,6 @@ from conftest import version_rows
 from migplan.database import display_url
 
 BIN = Path(sys.executable).parent
-
-FLASK_APP_PY = """\
-from flask import Flask
-from flask_migrate import Migrate
-from flask_sqlalchemy import SQLAlchemy
-
-db = SQLAlchemy()
-migrate = Migrate()
-
-
-class User(db.Model):
-    id = db.Column(db.Integer, primary_key=True)
-{columns}
-
-
-def create_app():
-    app = Flask(__name__)
-    app.config["SQLALCHEMY_DATABASE_URI"] = {own_url!r}
-    db.init_app(app)
-    migrate.init_app(app, db)
-    return app
-"""
 
 
 def tool(root: Path, name: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -100,9 +79,7 @@ def write_config(root: Path, text: str) -> Path:
 
 def write_flask_app(root: Path, own_url: str, *model_columns: str) -> None:
     body = "\n".join(f"    {c}" for c in model_columns)
-    (root / "flaskapp.py").write_text(
-        FLASK_APP_PY.format(columns=body, own_url=own_url)
-    )
+    (root / "flaskapp.py").write_text(FLASK_APP.format(columns=body, own_url=own_url))
 
 
 def test_flask_migrate_project_is_applied_to_another_database(tmp_path, db_url):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ENV_PY
+from conftest import FLASK_APP
 from conftest import columns
 from conftest import run
 from conftest import run_process
@@ -20,28 +21,6 @@ from conftest import tables
 from conftest import version_rows
 
 from migplan.dbcommands import list_templates
-
-APP_PY = """\
-from flask import Flask
-from flask_migrate import Migrate
-from flask_sqlalchemy import SQLAlchemy
-
-db = SQLAlchemy()
-migrate = Migrate()
-
-
-class User(db.Model):
-    id = db.Column(db.Integer, primary_key=True)
-{columns}
-
-
-def create_app():
-    app = Flask(__name__)
-    app.config["SQLALCHEMY_DATABASE_URI"] = {own_url!r}
-    db.init_app(app)
-    migrate.init_app(app, db)
-    return app
-"""
 
 NAME = "name = db.Column(db.String(128))"
 EMAIL = "email = db.Column(db.String(120))"
@@ -52,7 +31,7 @@ def write_app(root: Path, module: str, own_url: str, *model_columns: str) -> Pat
     """Write the tutorial's Flask app, its User model having `model_columns`."""
     path = root / f"{module}.py"
     body = "\n".join(f"    {c}" for c in model_columns)
-    path.write_text(APP_PY.format(columns=body, own_url=own_url))
+    path.write_text(FLASK_APP.format(columns=body, own_url=own_url))
     return path
 
 
