@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from dataclasses import field
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import Literal
@@ -80,7 +79,6 @@ class RunResult:
 
     done: tuple[StepResult, ...] = ()
     failed: StepResult | None = None
-    error: BaseException | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -274,9 +272,8 @@ def run_steps(
     engine = database.create_engine(url)
     if engine.dialect.name == "postgresql":
         _commit_without_waiting(engine)
-    error: BaseException | None = None
     try:
-        with _quiet_alembic():
+        with _alembic_log_level_kept():
             with appload.app_context(project, engine) as app:
                 config.attributes["target_metadata"] = appload.target_metadata(
                     project, app
@@ -300,10 +297,9 @@ def run_steps(
                 raise
             # env.py itself failed, before any migration ran
             raise MigplanError(f"env.py failed: {_describe(err)}") from err
-        error = err
     finally:
         engine.dispose()
-    return RunResult(tuple(done), failed[0] if failed else None, error)
+    return RunResult(tuple(done), failed[0] if failed else None)
 
 
 def _commit_without_waiting(engine: Engine) -> None:
@@ -339,7 +335,9 @@ def _heads(heads: Sequence[str]) -> str:
 
 
 @contextmanager
-def _quiet_alembic() -> Iterator[None]:
+def _alembic_log_level_kept() -> Iterator[None]:
+    """Put Alembic's log level back after a run: migplan's environment quiets it
+    while env.py runs (and env.py's fileConfig may have changed it)."""
     logger = logging.getLogger("alembic")
     level = logger.level
     try:
@@ -533,7 +531,7 @@ def render_sql(
 
     engine = database.create_engine(url)
     try:
-        with _quiet_alembic(), appload.app_context(project, engine) as app:
+        with _alembic_log_level_kept(), appload.app_context(project, engine) as app:
             config.attributes["target_metadata"] = appload.target_metadata(project, app)
             environment = _MigplanEnvironment(
                 config,

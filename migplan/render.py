@@ -18,8 +18,6 @@ if TYPE_CHECKING:
     from migplan.status import EnvironmentStatus
     from migplan.verify import Report
 
-SHORT = 12
-
 
 def heads(revisions: Sequence[str]) -> str:
     """Return revisions for display: comma-separated, or ``base``."""
