@@ -23,7 +23,7 @@ from click.testing import CliRunner
 from click.testing import Result
 
 from migplan.cli import cli
-from migplan.database import driver_url
+from migplan.db.database import driver_url
 
 PG_ADMIN_URL = os.environ.get(
     "MIGPLAN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test"

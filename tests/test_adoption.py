@@ -22,7 +22,7 @@ from conftest import run_process
 from conftest import tables
 from conftest import version_rows
 
-from migplan.database import display_url
+from migplan.db.database import display_url
 
 BIN = Path(sys.executable).parent
 

@@ -6,7 +6,7 @@ import importlib.util
 
 import pytest
 
-from migplan import database
+from migplan.db import database
 
 
 @pytest.mark.parametrize(
@@ -63,7 +63,7 @@ def test_sqlite_file(url, path):
 
 
 def test_search_path_of_a_tenant_schema():
-    from migplan.fleet import with_search_path
+    from migplan.service.fleet import with_search_path
 
     url = with_search_path("postgresql://db/app", "Acme")
     assert database.search_path(url) == '"Acme"'

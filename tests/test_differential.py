@@ -48,13 +48,13 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from migplan.config import load_config
+from migplan.core.planner import make_plan
+from migplan.core.revisions import RevisionFile
+from migplan.core.revisions import RevisionGraph
+from migplan.core.revisions import load_graph
+from migplan.db.executor import run_steps
 from migplan.errors import MigplanError
-from migplan.executor import run_steps
-from migplan.planner import make_plan
-from migplan.revisions import RevisionFile
-from migplan.revisions import RevisionGraph
-from migplan.revisions import load_graph
+from migplan.project.config import load_config
 
 ENV_PY = (
     Path(__file__).parent.parent / "migplan" / "templates" / "migplan" / "env.py"

@@ -30,8 +30,8 @@ from conftest import run_process
 from conftest import tables
 from conftest import version_rows
 
-from migplan.database import display_url
-from migplan.database import driver_url
+from migplan.db.database import display_url
+from migplan.db.database import driver_url
 
 TENANTS = 20
 SECRET = "s3cr3t"

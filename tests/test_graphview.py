@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from migplan.graphview import Marker
-from migplan.graphview import ascii_graph
-from migplan.graphview import dot
-from migplan.graphview import mermaid
-from migplan.revisions import RevisionFile
-from migplan.revisions import RevisionGraph
+from migplan.core.revisions import RevisionFile
+from migplan.core.revisions import RevisionGraph
+from migplan.render.graphview import Marker
+from migplan.render.graphview import ascii_graph
+from migplan.render.graphview import dot
+from migplan.render.graphview import mermaid
 
 
 def rev(revision, down=(), message="", depends_on=(), labels=()):

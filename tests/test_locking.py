@@ -33,8 +33,8 @@ from conftest import run_process
 from conftest import tables
 from conftest import version_rows
 
-from migplan.database import display_url
-from migplan.database import driver_url
+from migplan.db.database import display_url
+from migplan.db.database import driver_url
 
 REVS = ("r1", "r2", "r3", "r4", "r5")
 PROCESSES = 4

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from migplan.core.planner import make_downgrade_plan
+from migplan.core.planner import make_plan
+from migplan.core.revisions import RevisionGraph
 from migplan.errors import TargetError
-from migplan.planner import make_downgrade_plan
-from migplan.planner import make_plan
-from migplan.revisions import RevisionGraph
 
 
 def steps(plan):
@@ -144,7 +144,7 @@ def test_branch_label_head():
     graph = RevisionGraph.from_pairs(("a", None), ("b", "a"))
     from pathlib import Path
 
-    from migplan.revisions import RevisionFile
+    from migplan.core.revisions import RevisionFile
 
     files = [
         *graph.files.values(),
@@ -186,7 +186,7 @@ def test_branch_at_revision_with_two_children_when_at_it_is_up_to_date():
     # `alembic downgrade side@s1` refuses an s1 with several children, even at s1
     from pathlib import Path
 
-    from migplan.revisions import RevisionFile
+    from migplan.core.revisions import RevisionFile
 
     graph = RevisionGraph(
         [

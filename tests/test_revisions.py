@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from conftest import linear_project
 
-from migplan import cache
-from migplan.config import load_config
+from migplan.core.revisions import read_revision_file
 from migplan.errors import RevisionGraphError
-from migplan.revisions import read_revision_file
+from migplan.project import cache
+from migplan.project.config import load_config
 
 
 def write(path: Path, text: str) -> Path:

@@ -12,7 +12,7 @@ from conftest import run
 from conftest import tables
 from conftest import version_rows
 
-from migplan.database import driver_url
+from migplan.db.database import driver_url
 
 
 def execute(url, sql):
@@ -272,10 +272,10 @@ def test_verify_passes_and_reports_several_heads(project, sqlite_url):
 def test_a_run_killed_after_its_last_step_committed_is_not_dirty(project, mysql_url):
     # the process died between a migration's commit and the next step: the row
     # still names that migration, but the version table shows it finished
-    from migplan import audit
-    from migplan.executor import Progress
-    from migplan.planner import make_plan
-    from migplan.revisions import RevisionGraph
+    from migplan.core.planner import make_plan
+    from migplan.core.revisions import RevisionGraph
+    from migplan.db import audit
+    from migplan.db.executor import Progress
 
     linear_project(project, mysql_url, "a1", "b2")
     assert run(project.root, "apply").exit_code == 0

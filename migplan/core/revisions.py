@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
-from migplan import cache
-from migplan import lint
+from migplan.core import lint
 from migplan.errors import NotAncestor
 from migplan.errors import RevisionGraphError
 from migplan.errors import TargetError
+from migplan.project import cache
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -40,8 +40,8 @@ if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
     from alembic.script.revision import RevisionMap
 
-    from migplan.config import Project
-    from migplan.lint import Analysis
+    from migplan.core.lint import Analysis
+    from migplan.project.config import Project
 
 Heads = tuple[str, ...]
 """A set of revisions, sorted: the heads of a database or a resolved target."""
@@ -534,7 +534,7 @@ class RevisionGraph:
 
     def script_directory(self, config: Config) -> ScriptDirectory:
         """Return Alembic's ScriptDirectory for `config`, sharing this graph."""
-        from migplan.scripts import script_directory
+        from migplan.db.scripts import script_directory
 
         script = script_directory(config)
         script.revision_map = self.map

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Literal
 
+from migplan.core.lint import Finding
+from migplan.core.revisions import Heads
+from migplan.core.revisions import RevisionGraph
 from migplan.errors import NotAncestor
 from migplan.errors import TargetError
-from migplan.lint import Finding
-from migplan.revisions import Heads
-from migplan.revisions import RevisionGraph
 
 Direction = Literal["upgrade", "downgrade"]
 

@@ -22,15 +22,15 @@ from typing import cast
 
 import yaml
 
-from migplan import cache
 from migplan.errors import ConfigError
 from migplan.errors import UnknownEnvironment
 from migplan.errors import register_secret
+from migplan.project import cache
 
 if TYPE_CHECKING:
     import jsonschema
 
-    from migplan.revisions import RevisionGraph
+    from migplan.core.revisions import RevisionGraph
 
 CONFIG_NAME = "migplan.yaml"
 CONFIG_ENV_VAR = "MIGPLAN_CONFIG"
@@ -135,7 +135,7 @@ class Environment:
 
     def resolve_url(self, template: str, location: Location | None = None) -> str:
         """Expand ${VAR} in a URL of this environment and resolve a SQLite path."""
-        from migplan.database import normalize_url
+        from migplan.db.database import normalize_url
 
         url = normalize_url(expand_vars(template, location))
         root = self.location.file.parent if self.location else Path.cwd()
@@ -197,7 +197,7 @@ class Project:
     @functools.cached_property
     def graph(self) -> RevisionGraph:
         """The revision graph of the migrations folder, read on first use."""
-        from migplan import revisions
+        from migplan.core import revisions
 
         return revisions.load_graph(self)
 
@@ -687,7 +687,7 @@ def _register_password(url: str) -> None:
 def _resolve_sqlite_path(
     url: str, root: Path, location: Location | None, variables: Sequence[str] = ()
 ) -> str:
-    from migplan.database import sqlite_file
+    from migplan.db.database import sqlite_file
 
     database = sqlite_file(url)
     if database is not None:

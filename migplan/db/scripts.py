@@ -14,16 +14,16 @@ from alembic.script import Script
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
-from migplan import database
+from migplan.db import database
 from migplan.errors import RevisionGraphError
 
 if TYPE_CHECKING:
     from typing import TextIO
 
-    from migplan.config import Project
-    from migplan.revisions import RevisionFile
+    from migplan.core.revisions import RevisionFile
+    from migplan.project.config import Project
 
-TEMPLATES = Path(__file__).with_name("templates")
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 
 class MigplanConfig(Config):
@@ -94,8 +94,8 @@ def from_modules(project: Project) -> Iterator[RevisionFile]:
     """Read revisions by importing them, as Alembic does (compiled-only files)."""
     from alembic.script import revision as alembic_revision
 
-    from migplan.revisions import RevisionFile
-    from migplan.revisions import as_revisions
+    from migplan.core.revisions import RevisionFile
+    from migplan.core.revisions import as_revisions
 
     script = script_directory(alembic_config(project))
     try:

@@ -26,17 +26,17 @@ from dataclasses import field
 from typing import TYPE_CHECKING
 from typing import Literal
 
-from migplan import database
+from migplan.db import database
 from migplan.errors import ConfigError
 from migplan.errors import DatabaseError
 from migplan.errors import MigplanError
 from migplan.errors import register_secret
 
 if TYPE_CHECKING:
-    from migplan.config import Environment
-    from migplan.config import Project
-    from migplan.planner import Plan
-    from migplan.revisions import Heads
+    from migplan.core.planner import Plan
+    from migplan.core.revisions import Heads
+    from migplan.project.config import Environment
+    from migplan.project.config import Project
 
 Shard = tuple[int, int]
 """(i, n): the i-th of n shards, 1-based."""
@@ -217,7 +217,7 @@ def plan(
     project: Project, env: Environment, *, shard: Shard | None = None, workers: int = 16
 ) -> FleetPlan:
     """Plan every member of a fleet (reading them concurrently) and group them."""
-    from migplan import api
+    from migplan.service import api
 
     graph = project.graph
     graph.heads  # noqa: B018 - resolve the graph once, before the threads share it
@@ -349,9 +349,9 @@ def apply_member(
 ) -> MemberResult:
     """Plan and apply one member (in a worker process): under its own lock, as a
     single database would be; a refusal or a failure is its result, not raised."""
-    from migplan import api
-    from migplan import config
-    from migplan import executor
+    from migplan.db import executor
+    from migplan.project import config
+    from migplan.service import api
 
     started = time.perf_counter()
     before: Heads | None = None

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from migplan import __version__
-from migplan import database
-from migplan import policy
+from migplan.core import policy
+from migplan.db import database
 from migplan.errors import DatabaseError
 
 if TYPE_CHECKING:
@@ -30,14 +30,14 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
     from sqlalchemy.engine import Engine
 
-    from migplan.config import Environment
-    from migplan.config import Project
-    from migplan.executor import Progress
-    from migplan.executor import StepResult
-    from migplan.planner import Plan
-    from migplan.policy import Verdict
-    from migplan.revisions import Heads
-    from migplan.revisions import RevisionGraph
+    from migplan.core.planner import Plan
+    from migplan.core.policy import Verdict
+    from migplan.core.revisions import Heads
+    from migplan.core.revisions import RevisionGraph
+    from migplan.db.executor import Progress
+    from migplan.db.executor import StepResult
+    from migplan.project.config import Environment
+    from migplan.project.config import Project
 
 
 def actor() -> str:
@@ -423,7 +423,7 @@ def verdict(
     graph = project.graph
     dirty = dirty_run(runs, graph, plan.current)
     if dirty is not None and dirty.outcome == "running" and not locked:
-        from migplan import locking
+        from migplan.db import locking
 
         busy = locking.holder(
             url,
@@ -447,7 +447,7 @@ def verdict(
     ]
     unpromoted: list[str] = []
     if env.requires is not None and action == "apply" and plan.steps:
-        from migplan import promote
+        from migplan.service import promote
 
         unpromoted = promote.missing(project, env, plan.after)
     return policy.preflight(

@@ -20,7 +20,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
-from migplan import database
+from migplan.db import database
 from migplan.errors import DatabaseError
 from migplan.errors import LockTimeout
 

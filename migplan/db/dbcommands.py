@@ -20,17 +20,17 @@ from typing import TYPE_CHECKING
 from alembic import command
 from alembic.util import CommandError
 
-from migplan import appload
-from migplan import database
-from migplan import scripts
+from migplan.db import appload
+from migplan.db import database
+from migplan.db import scripts
 from migplan.errors import MigplanError
 from migplan.errors import mask
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
-    from migplan.config import Environment
-    from migplan.config import Project
+    from migplan.project.config import Environment
+    from migplan.project.config import Project
 
 MIGPLAN_TEMPLATES = ("migplan", "migplan-multidb")
 

@@ -8,16 +8,16 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from migplan import audit
-from migplan import database
-from migplan import graphview
-from migplan import planner
+from migplan.core import planner
+from migplan.db import audit
+from migplan.db import database
 from migplan.errors import MigplanError
+from migplan.render import graphview
 
 if TYPE_CHECKING:
-    from migplan.config import Environment
-    from migplan.config import Project
-    from migplan.planner import Plan
+    from migplan.core.planner import Plan
+    from migplan.project.config import Environment
+    from migplan.project.config import Project
 
 
 def plan(project: Project, env: Environment, *, url: str | None = None) -> Plan:
@@ -78,7 +78,7 @@ def positions(project: Project) -> tuple[list[graphview.Marker], list[str]]:
     concurrently; an environment that cannot be read gives an error instead."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from migplan import fleet
+    from migplan.service import fleet
 
     graph = project.graph
     graph.heads  # noqa: B018 - resolve the graph once, before the threads share it

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from sqlalchemy import MetaData
     from sqlalchemy.engine import Engine
 
-    from migplan.config import Project
+    from migplan.project.config import Project
 
 _load_lock = threading.RLock()
 

@@ -12,8 +12,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import exc as sa_exc
 
-from migplan import appload
-from migplan import database
+from migplan.db import appload
+from migplan.db import database
 from migplan.errors import AppLoadError
 from migplan.errors import DatabaseError
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from sqlalchemy import MetaData
     from sqlalchemy.engine import Connection
 
-    from migplan.config import Project
+    from migplan.project.config import Project
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from typing import Literal
 
 if TYPE_CHECKING:
-    from migplan.revisions import RevisionGraph
+    from migplan.core.revisions import RevisionGraph
 
 SHORT = 12
 

@@ -12,20 +12,20 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from migplan import config
-from migplan import database
+from migplan.db import database
 from migplan.errors import ConfigError
 from migplan.errors import MigplanError
+from migplan.project import config
 
 if TYPE_CHECKING:
-    from migplan.config import Environment
-    from migplan.config import Project
-    from migplan.revisions import Heads
+    from migplan.core.revisions import Heads
+    from migplan.project.config import Environment
+    from migplan.project.config import Project
 
 
 def applied_everywhere(project: Project, env: Environment) -> set[str] | None:
     """The revisions applied in every database of `env` (None: none could be read)."""
-    from migplan import fleet
+    from migplan.service import fleet
 
     common: set[str] | None = None
     for member in fleet.members(env):
@@ -50,7 +50,7 @@ def missing(project: Project, env: Environment, after: Heads) -> list[str]:
 
 def current_target(project: Project, source: Environment) -> Heads:
     """The revisions to promote from `source`: its database's current heads."""
-    from migplan import fleet
+    from migplan.service import fleet
 
     found: set[Heads] = set()
     for member in fleet.members(source):

@@ -20,13 +20,15 @@ from typing import Literal
 from alembic.runtime.environment import EnvironmentContext
 from alembic.util import CommandError
 
-from migplan import appload
-from migplan import audit
-from migplan import database
-from migplan import locking
-from migplan import planner
-from migplan import policy
-from migplan import scripts
+from migplan.core import planner
+from migplan.core import policy
+from migplan.core.planner import Plan
+from migplan.core.planner import Step
+from migplan.db import appload
+from migplan.db import audit
+from migplan.db import database
+from migplan.db import locking
+from migplan.db import scripts
 from migplan.errors import ConfigError
 from migplan.errors import DirtyDatabase
 from migplan.errors import MigplanError
@@ -34,8 +36,6 @@ from migplan.errors import PolicyViolation
 from migplan.errors import RevisionGraphError
 from migplan.errors import StalePlan
 from migplan.errors import mask
-from migplan.planner import Plan
-from migplan.planner import Step
 
 if TYPE_CHECKING:
     from alembic.runtime.migration import MigrationContext
@@ -43,10 +43,10 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
     from sqlalchemy.engine import Engine
 
-    from migplan.config import Environment
-    from migplan.config import Project
-    from migplan.revisions import Heads
-    from migplan.revisions import RevisionGraph
+    from migplan.core.revisions import Heads
+    from migplan.core.revisions import RevisionGraph
+    from migplan.project.config import Environment
+    from migplan.project.config import Project
 
 
 @dataclass(frozen=True)

@@ -7,16 +7,16 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from migplan.audit import Run
-    from migplan.executor import ApplyResult
-    from migplan.executor import Progress
-    from migplan.fleet import FleetPlan
-    from migplan.fleet import FleetResult
-    from migplan.fleet import MemberResult
-    from migplan.planner import Plan
-    from migplan.planner import Step
-    from migplan.status import EnvironmentStatus
-    from migplan.verify import Report
+    from migplan.core.planner import Plan
+    from migplan.core.planner import Step
+    from migplan.db.audit import Run
+    from migplan.db.executor import ApplyResult
+    from migplan.db.executor import Progress
+    from migplan.service.fleet import FleetPlan
+    from migplan.service.fleet import FleetResult
+    from migplan.service.fleet import MemberResult
+    from migplan.service.status import EnvironmentStatus
+    from migplan.service.verify import Report
 
 
 def heads(revisions: Sequence[str]) -> str:

@@ -10,15 +10,15 @@ from typing import TYPE_CHECKING
 from typing import cast
 
 from migplan import __version__
-from migplan import database
-from migplan import planner
+from migplan.core import planner
+from migplan.db import database
 from migplan.errors import MigplanError
 from migplan.errors import StalePlan
 
 if TYPE_CHECKING:
-    from migplan.config import Environment
-    from migplan.config import Project
-    from migplan.planner import Plan
+    from migplan.core.planner import Plan
+    from migplan.project.config import Environment
+    from migplan.project.config import Project
 
 KIND = "migplan-plan"
 

@@ -6,17 +6,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from migplan import audit
-from migplan import database
-from migplan import fleet
-from migplan import planner
+from migplan.core import planner
+from migplan.db import audit
+from migplan.db import database
 from migplan.errors import MigplanError
+from migplan.service import fleet
 
 if TYPE_CHECKING:
-    from migplan.config import Environment
-    from migplan.config import Project
-    from migplan.revisions import Heads
-    from migplan.revisions import RevisionGraph
+    from migplan.core.revisions import Heads
+    from migplan.core.revisions import RevisionGraph
+    from migplan.project.config import Environment
+    from migplan.project.config import Project
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ def _with_drift(
 ) -> EnvironmentStatus:
     from dataclasses import replace
 
-    from migplan import drift
+    from migplan.db import drift
 
     if status.error is not None or isinstance(row, EnvironmentStatus):
         return status

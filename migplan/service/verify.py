@@ -12,16 +12,16 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from migplan import database
-from migplan import drift
-from migplan import executor
-from migplan import planner
+from migplan.core import planner
+from migplan.db import database
+from migplan.db import drift
+from migplan.db import executor
 from migplan.errors import MigplanError
 
 if TYPE_CHECKING:
-    from migplan.config import Environment
-    from migplan.config import Project
-    from migplan.planner import Step
+    from migplan.core.planner import Step
+    from migplan.project.config import Environment
+    from migplan.project.config import Project
 
 Schema = dict[str, dict[str, object]]
 

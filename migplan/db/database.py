@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
     from sqlalchemy.engine import Engine
 
-    from migplan.revisions import Heads
+    from migplan.core.revisions import Heads
 
 TRANSACTIONAL_DDL = frozenset({"postgresql", "sqlite", "mssql"})
 """Dialects whose DDL migplan runs inside one transaction per migration."""

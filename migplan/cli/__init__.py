@@ -25,11 +25,11 @@ from migplan.errors import Refused
 from migplan.errors import mask
 
 if TYPE_CHECKING:
-    from migplan.config import Environment
-    from migplan.config import Project
-    from migplan.executor import ApplyResult
-    from migplan.executor import Progress
-    from migplan.planner import Plan
+    from migplan.core.planner import Plan
+    from migplan.db.executor import ApplyResult
+    from migplan.db.executor import Progress
+    from migplan.project.config import Environment
+    from migplan.project.config import Project
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -66,7 +66,7 @@ class State:
     @property
     def project(self) -> Project:
         if self._project is None:
-            from migplan import config
+            from migplan.project import config
 
             self._project = config.load_config(self.config_path)
         return self._project
@@ -157,8 +157,8 @@ def plan_command(
     shard: str | None,
 ) -> None:
     """Show the steps that would bring ENV to its target."""
-    from migplan import api
     from migplan import render
+    from migplan.service import api
 
     project = state.project
     env = project.environment(env_name)
@@ -167,7 +167,7 @@ def plan_command(
             raise click.UsageError(
                 "--sql and -o work on one database: add --database NAME"
             )
-        from migplan import fleet
+        from migplan.service import fleet
 
         fleet_plan = fleet.plan(project, env, shard=_shard(shard))
         click.echo(
@@ -189,7 +189,7 @@ def plan_command(
     if as_json:
         click.echo(render.plan_json(plan))
     elif as_sql:
-        from migplan import executor
+        from migplan.db import executor
 
         chunks = executor.render_sql(project, env, project.graph, plan, url=url)
         click.echo(render.plan_sql(plan, chunks), nl=False)
@@ -207,24 +207,24 @@ def plan_command(
 def _one(env: Environment, database_name: str | None) -> tuple[str, str]:
     """(name to show, URL) of the database a single-database command works on:
     the environment's, or in a fleet the one --database names."""
-    from migplan import database
+    from migplan.db import database
 
     if database_name is None:
         return database.display_url(env.url), env.url
-    from migplan import fleet
+    from migplan.service import fleet
 
     member = fleet.select(env, database_name)
     return member.name, member.url
 
 
 def _shard(text: str | None) -> tuple[int, int] | None:
-    from migplan import fleet
+    from migplan.service import fleet
 
     return None if text is None else fleet.parse_shard(text)
 
 
 def _save_plan(plan: Plan, url: str, path: Path) -> None:
-    from migplan import saved
+    from migplan.service import saved
 
     try:
         path.write_text(saved.dumps(plan, url), encoding="utf-8")
@@ -258,8 +258,8 @@ def apply_command(
     lock_timeout: float | None,
 ) -> None:
     """Bring ENV to its target: show the plan, then run it."""
-    from migplan import executor
     from migplan import render
+    from migplan.db import executor
 
     project = state.project
     env = project.environment(env_name)
@@ -270,11 +270,11 @@ def apply_command(
         return
     shown, url = _one(env, database_name)
     if plan_file:
-        from migplan import saved
+        from migplan.service import saved
 
         plan = saved.load(Path(plan_file), project, env, url)
     else:
-        from migplan import api
+        from migplan.service import api
 
         plan = api.plan(project, env, url=url)
     click.echo(render.plan_text(plan, shown))
@@ -302,8 +302,8 @@ def _apply_fleet(
     yes: bool,
     lock_timeout: float | None,
 ) -> None:
-    from migplan import fleet
     from migplan import render
+    from migplan.service import fleet
 
     fleet_plan = fleet.plan(project, env, shard=shard)
     click.echo(render.fleet_plan_text(fleet_plan))
@@ -399,11 +399,11 @@ def rollback_command(
     lock_timeout: float | None,
 ) -> None:
     """Downgrade ENV, within its rollback policy."""
-    from migplan import api
-    from migplan import executor
-    from migplan import policy
     from migplan import render
+    from migplan.core import policy
+    from migplan.db import executor
     from migplan.errors import PolicyViolation
+    from migplan.service import api
 
     if (to is None) == (steps is None):
         raise click.UsageError("give exactly one of --to REV or --steps N")
@@ -458,8 +458,8 @@ def log_command(
     database_name: str | None,
 ) -> None:
     """Show the audit trail of ENV's database: every apply, rollback and resolve."""
-    from migplan import audit
     from migplan import render
+    from migplan.db import audit
 
     project = state.project
     env = project.environment(env_name)
@@ -489,7 +489,7 @@ def _databases(env: Environment, database_name: str | None) -> list[tuple[str, s
     """(name, URL) of each database a per-database command looks at: every one of
     a fleet, unless --database picks one."""
     if env.is_fleet and database_name is None:
-        from migplan import fleet
+        from migplan.service import fleet
 
         return [(m.name, m.url) for m in fleet.members(env)]
     return [_one(env, database_name)]
@@ -540,8 +540,8 @@ def resolve_command(
     lock_timeout: float | None,
 ) -> None:
     """Settle a database left dirty by a migration that stopped half-way."""
-    from migplan import executor
     from migplan import render
+    from migplan.db import executor
 
     project = state.project
     env = project.environment(env_name)
@@ -573,7 +573,7 @@ def drift_command(
     state: State, env_name: str | None, as_json: bool, database_name: str | None
 ) -> None:
     """Compare ENV's database with the models; exit 2 when they differ."""
-    from migplan import drift
+    from migplan.db import drift
 
     project = state.project
     env = project.environment(env_name)
@@ -616,7 +616,7 @@ def drift_command(
 def verify_command(state: State, url: str | None, env_name: str | None) -> None:
     """Prove every downgrade on a scratch database: upgrade, downgrade, upgrade again."""
     from migplan import render
-    from migplan import verify
+    from migplan.service import verify
 
     project = state.project
     env = project.environment(env_name)
@@ -640,11 +640,11 @@ def verify_command(state: State, url: str | None, env_name: str | None) -> None:
 @pass_state
 def promote_command(state: State, source: str, destination: str) -> None:
     """Set DESTINATION's target to SOURCE's current revision, and show its plan."""
-    from migplan import api
-    from migplan import config
-    from migplan import database
-    from migplan import promote
     from migplan import render
+    from migplan.db import database
+    from migplan.project import config
+    from migplan.service import api
+    from migplan.service import promote
 
     project = state.project
     heads = promote.current_target(project, project.environment(source))
@@ -656,7 +656,7 @@ def promote_command(state: State, source: str, destination: str) -> None:
     project = config.load_config(project.path)
     env = project.environment(destination)
     if env.is_fleet:
-        from migplan import fleet
+        from migplan.service import fleet
 
         click.echo(render.fleet_plan_text(fleet.plan(project, env)))
     else:
@@ -687,8 +687,8 @@ def promote_command(state: State, source: str, destination: str) -> None:
 @pass_state
 def graph_command(state: State, fmt: str, collapse: int, no_databases: bool) -> None:
     """Draw the revision graph, with each environment's current and target marked."""
-    from migplan import api
-    from migplan import graphview
+    from migplan.render import graphview
+    from migplan.service import api
 
     project = state.project
     markers, errors = ([], []) if no_databases else api.positions(project)
@@ -717,7 +717,7 @@ def graph_command(state: State, fmt: str, collapse: int, no_databases: bool) -> 
 def status_command(state: State, as_json: bool, with_drift: bool) -> None:
     """Show every environment: current revision, target, pending steps."""
     from migplan import render
-    from migplan import status
+    from migplan.service import status
 
     rows = status.collect(state.project, drift=with_drift)
     click.echo(
@@ -737,7 +737,7 @@ def status_command(state: State, as_json: bool, with_drift: bool) -> None:
 @pass_state
 def validate_command(state: State, env_name: str | None) -> None:
     """Check migplan.yaml and that every target resolves, without touching databases."""
-    from migplan import validate
+    from migplan.service import validate
 
     problems = validate.check(state.config_path, env_name)
     for problem in problems:
@@ -842,7 +842,7 @@ def db_group(
 @db_group.command("list-templates")
 def db_list_templates_command() -> None:
     """List available templates."""
-    from migplan import dbcommands
+    from migplan.db import dbcommands
 
     click.echo("Available templates:\n")
     for name, synopsis in dbcommands.list_templates():
@@ -872,8 +872,8 @@ def db_init_command(
     package: bool,
 ) -> None:
     """Creates a new migration repository (and a starter migplan.yaml if none exists)."""
-    from migplan import config
-    from migplan import dbcommands
+    from migplan.db import dbcommands
+    from migplan.project import config
 
     directory = directory or _db_options().directory
     config_file = Path(
@@ -949,7 +949,7 @@ def db_revision_command(
     **options: Any,
 ) -> None:
     """Create a new revision file."""
-    from migplan import dbcommands
+    from migplan.db import dbcommands
 
     project, env, directory = _db(state, env_name, directory)
     dbcommands.revision(
@@ -976,7 +976,7 @@ def db_migrate_command(
     **options: Any,
 ) -> None:
     """Autogenerate a new revision file (Alias for 'revision --autogenerate')."""
-    from migplan import dbcommands
+    from migplan.db import dbcommands
 
     project, env, directory = _db(state, env_name, directory)
     dbcommands.revision(
@@ -992,7 +992,7 @@ def db_edit_command(
     state: State, env_name: str | None, directory: str | None, revision: str
 ) -> None:
     """Edit a revision file."""
-    from migplan import dbcommands
+    from migplan.db import dbcommands
 
     project, env, directory = _db(state, env_name, directory)
     dbcommands.edit(project, env, revision, directory=directory)
@@ -1015,7 +1015,7 @@ def db_merge_command(
     revisions: tuple[str, ...],
 ) -> None:
     """Merge two revisions together, creating a new revision file."""
-    from migplan import dbcommands
+    from migplan.db import dbcommands
 
     project, env, directory = _db(state, env_name, directory)
     dbcommands.merge(
@@ -1046,7 +1046,7 @@ def db_upgrade_command(
     revision: str,
 ) -> None:
     """Upgrade to a later version."""
-    from migplan import dbcommands
+    from migplan.db import dbcommands
 
     project, env, directory = _db(state, env_name, directory)
     dbcommands.upgrade(
@@ -1071,7 +1071,7 @@ def db_downgrade_command(
     revision: str,
 ) -> None:
     """Revert to a previous version."""
-    from migplan import dbcommands
+    from migplan.db import dbcommands
 
     project, env, directory = _db(state, env_name, directory)
     dbcommands.downgrade(
@@ -1087,7 +1087,7 @@ def db_show_command(
     state: State, env_name: str | None, directory: str | None, revision: str
 ) -> None:
     """Show the revision denoted by the given symbol."""
-    from migplan import dbcommands
+    from migplan.db import dbcommands
 
     project, env, directory = _db(state, env_name, directory)
     dbcommands.show(project, env, revision, directory=directory)
@@ -1113,7 +1113,7 @@ def db_history_command(
     indicate_current: bool,
 ) -> None:
     """List changeset scripts in chronological order."""
-    from migplan import dbcommands
+    from migplan.db import dbcommands
 
     project, env, directory = _db(state, env_name, directory)
     dbcommands.history(
@@ -1143,7 +1143,7 @@ def db_heads_command(
     resolve_dependencies: bool,
 ) -> None:
     """Show current available heads in the script directory."""
-    from migplan import dbcommands
+    from migplan.db import dbcommands
 
     project, env, directory = _db(state, env_name, directory)
     dbcommands.heads(
@@ -1163,7 +1163,7 @@ def db_branches_command(
     state: State, env_name: str | None, directory: str | None, verbose: bool
 ) -> None:
     """Show current branch points."""
-    from migplan import dbcommands
+    from migplan.db import dbcommands
 
     project, env, directory = _db(state, env_name, directory)
     dbcommands.branches(project, env, verbose=verbose, directory=directory)
@@ -1177,7 +1177,7 @@ def db_current_command(
     state: State, env_name: str | None, directory: str | None, verbose: bool
 ) -> None:
     """Display the current revision for each database."""
-    from migplan import dbcommands
+    from migplan.db import dbcommands
 
     project, env, directory = _db(state, env_name, directory)
     dbcommands.current(project, env, verbose=verbose, directory=directory)
@@ -1204,7 +1204,7 @@ def db_stamp_command(
     revision: str,
 ) -> None:
     """'stamp' the revision table with the given revision; don't run any migrations."""
-    from migplan import dbcommands
+    from migplan.db import dbcommands
 
     project, env, directory = _db(state, env_name, directory)
     dbcommands.stamp(
@@ -1217,7 +1217,7 @@ def db_stamp_command(
 @pass_state
 def db_check_command(state: State, env_name: str | None, directory: str | None) -> None:
     """Check if there are any new operations to migrate."""
-    from migplan import dbcommands
+    from migplan.db import dbcommands
 
     project, env, directory = _db(state, env_name, directory)
     dbcommands.check(project, env, directory=directory)

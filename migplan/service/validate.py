@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from migplan import config
 from migplan.errors import MigplanError
+from migplan.project import config
 
 if TYPE_CHECKING:
-    from migplan.config import Environment
-    from migplan.config import Project
-    from migplan.revisions import RevisionGraph
+    from migplan.core.revisions import RevisionGraph
+    from migplan.project.config import Environment
+    from migplan.project.config import Project
 
 _RELATIVE = re.compile(r"^(?:(?P<branch>.+?)@)?(?P<anchor>\w+)?(?P<offset>[+-]\d+)$")
 
@@ -66,7 +66,7 @@ def _database_problems(project: Project, env: Environment) -> list[str]:
     """Read ENV's current revisions, plan its target from them, and report what
     apply would refuse or warn about (a dirty database, an applied revision file
     edited since)."""
-    from migplan import api
+    from migplan.service import api
 
     try:
         url = env.url
@@ -81,7 +81,7 @@ def _database_problems(project: Project, env: Environment) -> list[str]:
 
 
 def _target_problem(graph: object, expr: str) -> str | None:
-    from migplan.revisions import RevisionGraph
+    from migplan.core.revisions import RevisionGraph
 
     assert isinstance(graph, RevisionGraph)
     relative = _RELATIVE.match(expr)
