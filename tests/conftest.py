@@ -23,7 +23,8 @@ from click.testing import CliRunner
 from click.testing import Result
 
 from migplan.cli import cli
-from migplan.db.database import driver_url
+from migplan.core.url import DatabaseURL
+from migplan.db import database
 
 PG_ADMIN_URL = os.environ.get(
     "MIGPLAN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test"
@@ -35,6 +36,16 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 # migplan's cache of revision files: one of the test run's own, never the user's
 os.environ["MIGPLAN_CACHE_DIR"] = tempfile.mkdtemp(prefix="migplan-test-cache-")
+
+
+def driver_url(url: str) -> str:
+    """The URL SQLAlchemy connects with, as migplan spells it for the driver."""
+    return database.driver_url(DatabaseURL.parse(url))
+
+
+def display_url(url: str) -> str:
+    """The URL as migplan shows it, secrets hidden."""
+    return DatabaseURL.parse(url).display
 
 
 def _server_or_skip(admin_url: str, name: str) -> sa.Engine:

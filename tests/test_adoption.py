@@ -17,12 +17,11 @@ from pathlib import Path
 import pytest
 from conftest import FLASK_APP
 from conftest import columns
+from conftest import display_url
 from conftest import run
 from conftest import run_process
 from conftest import tables
 from conftest import version_rows
-
-from migplan.db.database import display_url
 
 BIN = Path(sys.executable).parent
 

@@ -6,7 +6,8 @@ import importlib.util
 
 import pytest
 
-from migplan.db import database
+from migplan.core.url import DatabaseURL
+from migplan.project.config import normalize_url
 
 
 @pytest.mark.parametrize(
@@ -19,32 +20,50 @@ from migplan.db import database
     ],
 )
 def test_normalize_url(url, expected):
-    assert database.normalize_url(url) == expected
+    assert normalize_url(url) == expected
 
 
 @pytest.mark.skipif(
     importlib.util.find_spec("MySQLdb") is not None, reason="mysqlclient is installed"
 )
 def test_mysql_without_a_driver_uses_pymysql():
-    assert (
-        database.normalize_url("mysql://root@db/app") == "mysql+pymysql://root@db/app"
-    )
-    assert (
-        database.normalize_url("mariadb://root@db/app")
-        == "mariadb+pymysql://root@db/app"
-    )
+    assert normalize_url("mysql://root@db/app") == "mysql+pymysql://root@db/app"
+    assert normalize_url("mariadb://root@db/app") == "mariadb+pymysql://root@db/app"
 
 
 def test_display_url_hides_the_password():
-    assert database.display_url("postgresql://app:s3cr3t@db:5432/prod") == (
-        "postgresql://app:***@db:5432/prod"
-    )
+    url = DatabaseURL.parse("postgresql://app:s3cr3t@db:5432/prod")
+    assert url.display == "postgresql://app:***@db:5432/prod"
+    assert "s3cr3t" not in str(url) and "s3cr3t" not in repr(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "postgresql://app@db/prod?password=s3cr3t",
+            "postgresql://app@db/prod?password=***",
+        ),
+        (
+            "postgresql://app@db/prod?sslmode=require&sslpassword=s3cr3t&x=1",
+            "postgresql://app@db/prod?sslmode=require&sslpassword=***&x=1",
+        ),
+        (
+            "mysql+pymysql://u@db/app?passwd=s3cr3t",
+            "mysql+pymysql://u@db/app?passwd=***",
+        ),
+        ("mssql+pyodbc://u@dsn?PWD=s3cr3t", "mssql+pyodbc://u@dsn?PWD=***"),
+        ("postgresql://a:p%40ss%3Aw%2Fd@db/x", "postgresql://a:***@db/x"),
+    ],
+)
+def test_display_url_hides_secrets_wherever_they_sit(url, shown):
+    assert DatabaseURL.parse(url).display == shown
 
 
 def test_dialect_name():
-    assert database.dialect_name("sqlite:////tmp/x.db") == "sqlite"
-    assert database.dialect_name("mariadb+pymysql://root@db/app") == "mysql"
-    assert database.dialect_name("postgresql://db/app") == "postgresql"
+    assert DatabaseURL.parse("sqlite:////tmp/x.db").dialect == "sqlite"
+    assert DatabaseURL.parse("mariadb+pymysql://root@db/app").dialect == "mysql"
+    assert DatabaseURL.parse("postgresql://db/app").dialect == "postgresql"
 
 
 @pytest.mark.parametrize(
@@ -54,17 +73,22 @@ def test_dialect_name():
         ("sqlite:///rel.db", "rel.db"),
         ("sqlite://", ""),
         ("sqlite:///:memory:", ":memory:"),
-        ("sqlite:///x.db?timeout=5", None),
+        # options do not hide the file: migplan reads it read-only all the same
+        ("sqlite:///x.db?timeout=5", "x.db"),
         ("postgresql://db/app", None),
     ],
 )
-def test_sqlite_file(url, path):
-    assert database.sqlite_file(url) == path
+def test_sqlite_path(url, path):
+    assert DatabaseURL.parse(url).sqlite_path == path
 
 
 def test_search_path_of_a_tenant_schema():
-    from migplan.service.fleet import with_search_path
+    url = DatabaseURL.parse("postgresql://db/app").with_search_path("Acme")
+    assert url.schema == '"Acme"'
+    assert DatabaseURL.parse("postgresql://db/app").schema is None
 
-    url = with_search_path("postgresql://db/app", "Acme")
-    assert database.search_path(url) == '"Acme"'
-    assert database.search_path("postgresql://db/app") is None
+
+def test_a_malformed_url_is_refused_without_echoing_it():
+    with pytest.raises(Exception) as caught:
+        DatabaseURL.parse("postgresql//app:s3cr3t@db")
+    assert str(caught.value) == "not a valid database URL"

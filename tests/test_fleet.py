@@ -24,14 +24,13 @@ import pytest
 import sqlalchemy as sa
 from conftest import Project
 from conftest import create_table
+from conftest import display_url
+from conftest import driver_url
 from conftest import query
 from conftest import run
 from conftest import run_process
 from conftest import tables
 from conftest import version_rows
-
-from migplan.db.database import display_url
-from migplan.db.database import driver_url
 
 TENANTS = 20
 SECRET = "s3cr3t"

@@ -28,13 +28,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from conftest import Project
+from conftest import display_url
+from conftest import driver_url
 from conftest import query
 from conftest import run_process
 from conftest import tables
 from conftest import version_rows
-
-from migplan.db.database import display_url
-from migplan.db.database import driver_url
 
 REVS = ("r1", "r2", "r3", "r4", "r5")
 PROCESSES = 4

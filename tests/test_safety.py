@@ -7,12 +7,11 @@ import textwrap
 
 import sqlalchemy as sa
 from conftest import create_table
+from conftest import driver_url
 from conftest import linear_project
 from conftest import run
 from conftest import tables
 from conftest import version_rows
-
-from migplan.db.database import driver_url
 
 
 def execute(url, sql):
@@ -272,8 +271,10 @@ def test_verify_passes_and_reports_several_heads(project, sqlite_url):
 def test_a_run_killed_after_its_last_step_committed_is_not_dirty(project, mysql_url):
     # the process died between a migration's commit and the next step: the row
     # still names that migration, but the version table shows it finished
+    from migplan.core.environment import Tables
     from migplan.core.planner import make_plan
     from migplan.core.revisions import RevisionGraph
+    from migplan.core.url import DatabaseURL
     from migplan.db import audit
     from migplan.db.executor import Progress
 
@@ -282,7 +283,11 @@ def test_a_run_killed_after_its_last_step_committed_is_not_dirty(project, mysql_
     graph = RevisionGraph.from_pairs(("a1", None), ("b2", "a1"))
     step = make_plan(graph, ("a1",), ["b2"]).steps[0]
     with audit.AuditTrail(
-        mysql_url, "migplan_audit", environment="dev", action="apply", track_steps=True
+        DatabaseURL.parse(mysql_url),
+        Tables(),
+        environment="dev",
+        action="apply",
+        track_steps=True,
     ) as trail:
         trail.start(make_plan(graph, ("a1",), ["b2"]))
         trail.observe(Progress("start", 1, 1, step))

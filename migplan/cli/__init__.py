@@ -25,10 +25,11 @@ from migplan.errors import Refused
 from migplan.errors import mask
 
 if TYPE_CHECKING:
+    from migplan.core.environment import Environment
     from migplan.core.planner import Plan
+    from migplan.core.url import DatabaseURL
     from migplan.db.executor import ApplyResult
     from migplan.db.executor import Progress
-    from migplan.project.config import Environment
     from migplan.project.config import Project
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -204,13 +205,11 @@ def plan_command(
         sys.exit(EXIT_CHANGES)
 
 
-def _one(env: Environment, database_name: str | None) -> tuple[str, str]:
+def _one(env: Environment, database_name: str | None) -> tuple[str, DatabaseURL]:
     """(name to show, URL) of the database a single-database command works on:
     the environment's, or in a fleet the one --database names."""
-    from migplan.db import database
-
     if database_name is None:
-        return database.display_url(env.url), env.url
+        return env.url.display, env.url
     from migplan.service import fleet
 
     member = fleet.select(env, database_name)
@@ -223,7 +222,7 @@ def _shard(text: str | None) -> tuple[int, int] | None:
     return None if text is None else fleet.parse_shard(text)
 
 
-def _save_plan(plan: Plan, url: str, path: Path) -> None:
+def _save_plan(plan: Plan, url: DatabaseURL, path: Path) -> None:
     from migplan.service import saved
 
     try:
@@ -466,9 +465,7 @@ def log_command(
     targets = _databases(env, database_name)
     trails, failed = _each(
         targets,
-        lambda url: audit.read_runs(
-            url, project.audit_table, schema=project.version_table_schema, limit=limit
-        ),
+        lambda url: audit.read_runs(url, project.tables, limit=limit),
     )
     if as_json:
         shaped = {name: [r.to_dict() for r in runs] for name, runs in trails.items()}
@@ -485,7 +482,9 @@ def log_command(
     _report_failures(failed, len(targets))
 
 
-def _databases(env: Environment, database_name: str | None) -> list[tuple[str, str]]:
+def _databases(
+    env: Environment, database_name: str | None
+) -> list[tuple[str, DatabaseURL]]:
     """(name, URL) of each database a per-database command looks at: every one of
     a fleet, unless --database picks one."""
     if env.is_fleet and database_name is None:
@@ -496,7 +495,7 @@ def _databases(env: Environment, database_name: str | None) -> list[tuple[str, s
 
 
 def _each(
-    databases: list[tuple[str, str]], read: Callable[[str], T]
+    databases: list[tuple[str, DatabaseURL]], read: Callable[[DatabaseURL], T]
 ) -> tuple[dict[str, T], dict[str, str]]:
     """Read each database; one that fails gives its error, the others go on."""
     found: dict[str, T] = {}
@@ -623,7 +622,7 @@ def verify_command(state: State, url: str | None, env_name: str | None) -> None:
     report = verify.verify(
         project,
         env,
-        url=url,
+        url=None if url is None else env.resolve_url(url),
         progress=lambda what: click.echo(f"checking {what}", err=True),
     )
     click.echo(render.verify_text(report))
@@ -641,7 +640,6 @@ def verify_command(state: State, url: str | None, env_name: str | None) -> None:
 def promote_command(state: State, source: str, destination: str) -> None:
     """Set DESTINATION's target to SOURCE's current revision, and show its plan."""
     from migplan import render
-    from migplan.db import database
     from migplan.project import config
     from migplan.service import api
     from migplan.service import promote
@@ -660,9 +658,7 @@ def promote_command(state: State, source: str, destination: str) -> None:
 
         click.echo(render.fleet_plan_text(fleet.plan(project, env)))
     else:
-        click.echo(
-            render.plan_text(api.plan(project, env), database.display_url(env.url))
-        )
+        click.echo(render.plan_text(api.plan(project, env), env.url.display))
 
 
 @cli.command("graph")

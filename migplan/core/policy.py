@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from migplan.core.environment import Environment
     from migplan.core.planner import Plan
-    from migplan.project.config import Environment
 
 
 @dataclass(frozen=True)

@@ -30,13 +30,15 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
     from sqlalchemy.engine import Engine
 
+    from migplan.core.environment import Environment
+    from migplan.core.environment import Tables
     from migplan.core.planner import Plan
     from migplan.core.policy import Verdict
     from migplan.core.revisions import Heads
     from migplan.core.revisions import RevisionGraph
+    from migplan.core.url import DatabaseURL
     from migplan.db.executor import Progress
     from migplan.db.executor import StepResult
-    from migplan.project.config import Environment
     from migplan.project.config import Project
 
 
@@ -178,15 +180,14 @@ class AuditTrail:
 
     def __init__(
         self,
-        url: str,
-        table: str,
+        url: DatabaseURL,
+        tables: Tables,
         *,
-        schema: str | None = None,
         environment: str,
         action: str,
         track_steps: bool,
     ) -> None:
-        self.table = audit_table(table, schema)
+        self.table = audit_table(tables.audit_table, tables.schema)
         self.environment = environment
         self.action = action
         # per-step writes cost a commit each: only where a half-applied migration
@@ -325,15 +326,14 @@ class AuditTrail:
 
 
 def read_runs(
-    url: str,
-    table: str,
+    url: DatabaseURL,
+    tables: Tables,
     *,
-    schema: str | None = None,
     environment: str | None = None,
     limit: int | None = None,
 ) -> list[Run]:
     """Return recorded runs, newest first ([] when the table does not exist)."""
-    rows = database.read_table(url, table, schema) or []
+    rows = database.read_table(url, tables.audit_table, tables.schema) or []
     runs = sorted((_run(r) for r in rows), key=lambda run: run.id, reverse=True)
     if environment is not None:
         runs = [r for r in runs if r.environment == environment]
@@ -372,11 +372,9 @@ def applied_checksums(runs: Sequence[Run]) -> dict[str, str]:
     return found
 
 
-def mark_resolved(
-    url: str, table: str, run_id: int, *, schema: str | None = None
-) -> None:
+def mark_resolved(url: DatabaseURL, tables: Tables, run_id: int) -> None:
     """Record that the dirty state left by a run is settled."""
-    definition = audit_table(table, schema)
+    definition = audit_table(tables.audit_table, tables.schema)
     with database.connect(url) as connection:
         connection.execute(
             definition.update()
@@ -403,7 +401,7 @@ def verdict(
     project: Project,
     env: Environment,
     plan: Plan,
-    url: str,
+    url: DatabaseURL,
     *,
     action: str = "apply",
     locked: bool = False,
@@ -415,21 +413,13 @@ def verdict(
     """
     from migplan import render
 
-    runs = (
-        read_runs(url, project.audit_table, schema=project.version_table_schema)
-        if database.sqlite_exists(url)
-        else []
-    )
+    runs = read_runs(url, project.tables) if database.exists(url) else []
     graph = project.graph
     dirty = dirty_run(runs, graph, plan.current)
     if dirty is not None and dirty.outcome == "running" and not locked:
         from migplan.db import locking
 
-        busy = locking.holder(
-            url,
-            version_table=project.version_table,
-            schema=project.version_table_schema,
-        )
+        busy = locking.holder(url, project.tables)
         if busy is not None:
             return policy.Verdict(
                 warnings=(

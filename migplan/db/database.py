@@ -7,7 +7,6 @@ sqlite3, read-only: `plan` and `status` need not load SQLAlchemy for it.
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
 import threading
 import urllib.parse
@@ -16,45 +15,16 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 from typing import Any
 
-from migplan.errors import ConfigError
+from migplan.core.environment import Tables
 from migplan.errors import DatabaseError
 from migplan.errors import mask
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import URL
     from sqlalchemy.engine import Connection
     from sqlalchemy.engine import Engine
 
     from migplan.core.revisions import Heads
-
-TRANSACTIONAL_DDL = frozenset({"postgresql", "sqlite", "mssql"})
-"""Dialects whose DDL migplan runs inside one transaction per migration."""
-
-_SQLITE = re.compile(r"^sqlite(?:\+pysqlite)?://(?P<rest>/[^?]*|)(?:\?(?P<query>.*))?$")
-
-
-def sqlite_file(url: str) -> str | None:
-    """The file of a SQLite URL; "" for an in-memory one; None for any other URL
-    (or a SQLite URL with options, which SQLAlchemy must read)."""
-    match = _SQLITE.match(url)
-    if match is None or match.group("query"):
-        return None
-    return urllib.parse.unquote(match.group("rest")[1:])
-
-
-def normalize_url(url: str) -> str:
-    """Spell a URL the way SQLAlchemy 2 wants it: ``postgres://`` (Heroku and
-    others) is ``postgresql://``; ``mysql://`` and ``mariadb://`` use PyMySQL,
-    migplan's driver, unless mysqlclient is installed."""
-    if url.startswith("postgres://"):
-        return "postgresql://" + url[len("postgres://") :]
-    for scheme in ("mysql://", "mariadb://"):
-        if url.startswith(scheme):
-            import importlib.util
-
-            if importlib.util.find_spec("MySQLdb") is None:
-                return f"{scheme[:-3]}+pymysql://{url[len(scheme) :]}"
-    return url
+    from migplan.core.url import DatabaseURL
 
 
 def _sqlalchemy_before_2_1() -> bool:
@@ -64,56 +34,26 @@ def _sqlalchemy_before_2_1() -> bool:
     return (major, minor) < (2, 1)
 
 
-def driver_url(url: str) -> str:
+def driver_url(url: DatabaseURL) -> str:
     """The URL to connect with: SQLAlchemy 2.1 (Python 3.11+) reads
     postgresql:// as psycopg 3, 2.0 as psycopg2; migplan uses psycopg 3 on every
     Python. (Shown URLs keep the spelling of migplan.yaml.)"""
-    if url.startswith("postgresql://") and _sqlalchemy_before_2_1():
-        return "postgresql+psycopg://" + url[len("postgresql://") :]
-    return url
+    text = url.text
+    if text.startswith("postgresql://") and _sqlalchemy_before_2_1():
+        return "postgresql+psycopg://" + text[len("postgresql://") :]
+    return text
 
 
-def parse_url(url: str) -> URL:
-    """Return the SQLAlchemy URL, or raise ConfigError without echoing it."""
-    from sqlalchemy import exc as sa_exc
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url)
-    except (sa_exc.ArgumentError, ValueError) as err:
-        # never echo it: a password in a malformed URL is not recognisable as one
-        raise ConfigError("not a valid database URL") from err
-
-
-def display_url(url: str) -> str:
-    """Return the URL with its password replaced by ``***``."""
-    if sqlite_file(url) is not None:
-        return url  # no password in a SQLite URL
-    try:
-        return parse_url(url).render_as_string(hide_password=True)
-    except ConfigError:
-        return mask(url)
-
-
-def dialect_name(url: str) -> str:
-    """Return the backend name of a URL: sqlite, postgresql, mysql, ..."""
-    if sqlite_file(url) is not None:
-        return "sqlite"
-    name = parse_url(url).get_backend_name()
-    return "mysql" if name == "mariadb" else name
-
-
-def create_engine(url: str) -> Engine:
+def create_engine(url: DatabaseURL) -> Engine:
     """Return an engine for `url`; SQLite gets real transactions around DDL."""
     import sqlalchemy as sa
     from sqlalchemy import event
     from sqlalchemy import exc as sa_exc
 
-    parsed = parse_url(driver_url(url))
     try:
-        engine = sa.create_engine(parsed, poolclass=sa.pool.NullPool)
+        engine = sa.create_engine(driver_url(url), poolclass=sa.pool.NullPool)
     except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ImportError) as err:
-        raise DatabaseError(f"{display_url(url)}: {err}") from err
+        raise DatabaseError(f"{url}: {err}") from err
     if engine.dialect.name == "postgresql":
         # a killed migplan's session would otherwise run its statement to the end,
         # holding its locks: have the server notice the client is gone
@@ -149,28 +89,26 @@ _shared: dict[str, Engine] = {}
 _shared_lock = threading.Lock()
 
 
-def shared_engine(url: str) -> Engine:
+def shared_engine(url: DatabaseURL) -> Engine:
     """One engine per URL for this process's short reads and bookkeeping (heads,
     the audit trail, the lock): SQLAlchemy learns the server's dialect once, not
     per connection. Migrations run on engines of their own (`create_engine`)."""
     with _shared_lock:
-        engine = _shared.get(url)
+        engine = _shared.get(url.text)
         if engine is None:
-            engine = _shared[url] = create_engine(url)
+            engine = _shared[url.text] = create_engine(url)
         return engine
 
 
 @contextmanager
-def connect(url: str) -> Iterator[Connection]:
+def connect(url: DatabaseURL) -> Iterator[Connection]:
     """Open a connection to `url`; connection errors become DatabaseError."""
     from sqlalchemy import exc as sa_exc
 
     try:
         connection = shared_engine(url).connect()
     except sa_exc.SQLAlchemyError as err:
-        raise DatabaseError(
-            f"{display_url(url)}: cannot connect: {reason(err)}"
-        ) from err
+        raise DatabaseError(f"{url}: cannot connect: {reason(err)}") from err
     with connection:
         yield connection
 
@@ -187,14 +125,9 @@ def reason(err: BaseException) -> str:
     return mask(first.strip())
 
 
-def sqlite_exists(url: str) -> bool:
-    """False only for a SQLite URL whose file does not exist (yet)."""
-    path = sqlite_file(url)
-    if path is None and url.startswith("sqlite"):
-        path = parse_url(url).database
-    if not path or path == ":memory:" or path.startswith("file:"):
-        return True
-    return os.path.exists(path)
+def exists(url: DatabaseURL) -> bool:
+    """False only for a SQLite file that does not exist (yet)."""
+    return url.sqlite_file is None or os.path.exists(url.sqlite_file)
 
 
 @contextmanager
@@ -212,10 +145,10 @@ def _sqlite_reader(path: str) -> Iterator[sqlite3.Connection]:
 
 
 def read_table(
-    url: str, table: str, schema: str | None = None
+    url: DatabaseURL, table: str, schema: str | None = None
 ) -> list[dict[str, Any]] | None:
     """Return every row of a table as dicts, or None if there is no such table."""
-    path = sqlite_file(url)
+    path = url.sqlite_file
     if path and schema is None:
         if not os.path.exists(path):
             return None
@@ -250,32 +183,26 @@ def read_table(
             raise DatabaseError(f"cannot read {table}: {reason(err)}") from err
 
 
-def read_heads(
-    url: str, version_table: str = "alembic_version", schema: str | None = None
-) -> Heads:
+def read_heads(url: DatabaseURL, tables: Tables) -> Heads:
     """Connect to `url` and return its current revisions.
 
     A SQLite file that does not exist yet is at base, and is not created.
     """
-    rows = read_table(url, version_table, schema)
+    rows = read_table(url, tables.version_table, tables.schema)
     return tuple(sorted(str(row["version_num"]) for row in rows or ()))
 
 
-def write_heads(
-    url: str,
-    heads: Heads,
-    version_table: str = "alembic_version",
-    schema: str | None = None,
-) -> None:
+def write_heads(url: DatabaseURL, heads: Heads, tables: Tables) -> None:
     """Replace the version table's rows with `heads` (a stamp), in one transaction."""
     import sqlalchemy as sa
     from sqlalchemy import exc as sa_exc
 
+    version_table = tables.version_table
     table = sa.Table(
         version_table,
         sa.MetaData(),
         sa.Column("version_num", sa.String(32), primary_key=True),
-        schema=schema,
+        schema=tables.schema,
     )
     with connect(url) as connection:
         try:
@@ -286,15 +213,3 @@ def write_heads(
                     connection.execute(table.insert().values(version_num=head))
         except sa_exc.SQLAlchemyError as err:
             raise DatabaseError(f"cannot write {version_table}: {reason(err)}") from err
-
-
-def search_path(url: str) -> str | None:
-    """The schema a PostgreSQL URL's ``options=-csearch_path=...`` selects, if any."""
-    if "search_path" not in url:
-        return None
-    query = urllib.parse.urlsplit(url).query
-    for option in urllib.parse.parse_qs(query).get("options", []):
-        match = re.search(r"search_path\s*=\s*([^\s,]+)", option)
-        if match:
-            return match.group(1)
-    return None

@@ -29,7 +29,7 @@ from migplan.errors import mask
 if TYPE_CHECKING:
     from alembic.config import Config
 
-    from migplan.project.config import Environment
+    from migplan.core.environment import Environment
     from migplan.project.config import Project
 
 MIGPLAN_TEMPLATES = ("migplan", "migplan-multidb")

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from sqlalchemy import MetaData
     from sqlalchemy.engine import Connection
 
+    from migplan.core.url import DatabaseURL
     from migplan.project.config import Project
 
 
@@ -119,7 +120,7 @@ def _describe(diff: tuple[Any, ...]) -> Difference:
     return Difference(str(kind), str(diff[1:]))
 
 
-def environment_drift(project: Project, url: str) -> list[Difference]:
+def environment_drift(project: Project, url: DatabaseURL) -> list[Difference]:
     """Return how the database at `url` differs from the project's models."""
     engine = database.create_engine(url)
     try:

@@ -24,6 +24,8 @@ from migplan.core import planner
 from migplan.core import policy
 from migplan.core.planner import Plan
 from migplan.core.planner import Step
+from migplan.core.url import TRANSACTIONAL_DDL
+from migplan.core.url import DatabaseURL
 from migplan.db import appload
 from migplan.db import audit
 from migplan.db import database
@@ -43,9 +45,9 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
     from sqlalchemy.engine import Engine
 
+    from migplan.core.environment import Environment
     from migplan.core.revisions import Heads
     from migplan.core.revisions import RevisionGraph
-    from migplan.project.config import Environment
     from migplan.project.config import Project
 
 
@@ -154,7 +156,7 @@ class _MigplanEnvironment(EnvironmentContext):
         elif connection is None or connection.engine is not self._engine:
             connection = self._connect()
         kw["transaction_per_migration"] = True
-        if self._engine.dialect.name in database.TRANSACTIONAL_DDL:
+        if self._engine.dialect.name in TRANSACTIONAL_DDL:
             kw["transactional_ddl"] = True
         if self._on_step_end is not None:
             callbacks = kw.get("on_version_apply") or []
@@ -215,7 +217,7 @@ def run_steps(
     *,
     progress: ProgressFn | None = None,
     phase: Literal["apply", "revert"] = "apply",
-    url: str | None = None,
+    url: DatabaseURL | None = None,
 ) -> RunResult:
     """Run `steps` through the project's env.py, starting from `current`.
 
@@ -353,7 +355,7 @@ def apply_plan(
     plan: Plan,
     *,
     progress: ProgressFn | None = None,
-    url: str | None = None,
+    url: DatabaseURL | None = None,
 ) -> ApplyResult:
     """Run a plan; on failure, stop or revert as the environment says.
 
@@ -364,21 +366,17 @@ def apply_plan(
     run = run_steps(
         project, env, graph, plan.current, plan.steps, progress=progress, url=url
     )
-    heads = database.read_heads(
-        url, project.version_table, project.version_table_schema
-    )
+    heads = database.read_heads(url, project.tables)
     if run.failed is None:
         return ApplyResult(plan, run.done, heads)
-    dirty = database.dialect_name(url) not in database.TRANSACTIONAL_DDL
+    dirty = not url.transactional_ddl
     if env.on_failure != "rollback" or not run.done or dirty:
         return ApplyResult(plan, run.done, heads, run.failed, dirty=dirty)
     undo = [r.step.inverse() for r in reversed(run.done)]
     revert = run_steps(
         project, env, graph, heads, undo, progress=progress, phase="revert", url=url
     )
-    heads = database.read_heads(
-        url, project.version_table, project.version_table_schema
-    )
+    heads = database.read_heads(url, project.tables)
     return ApplyResult(plan, run.done, heads, run.failed, revert.done, revert.failed)
 
 
@@ -393,7 +391,7 @@ def apply(
     progress: ProgressFn | None = None,
     on_wait: locking.WaitFn | None = None,
     lock_timeout: float | None = None,
-    url: str | None = None,
+    url: DatabaseURL | None = None,
 ) -> ApplyResult:
     """Take the migration lock, check the database is where `plan` starts, run it,
     and record the run in the audit trail.
@@ -405,9 +403,7 @@ def apply(
     url = url or env.url
     with _migration_lock(project, env, url, lock_timeout, on_wait):
         # re-read under the lock: another deploy may have moved the heads
-        heads = database.read_heads(
-            url, project.version_table, project.version_table_schema
-        )
+        heads = database.read_heads(url, project.tables)
         if heads != plan.current:
             moved = f"the database moved from {_heads(plan.current)} to {_heads(heads)}"
             if not replan:
@@ -417,7 +413,7 @@ def apply(
                 heads,
                 plan.target,
                 environment=plan.environment,
-                dialect=database.dialect_name(url),
+                dialect=url.dialect,
             )
             if not _is_suffix(fresh.steps, plan.steps):
                 raise StalePlan(
@@ -431,11 +427,10 @@ def apply(
             first = verdict.refusals[0]
             error = DirtyDatabase if first.rule == "dirty" else PolicyViolation
             raise error(policy.refusal(list(verdict.refusals), action))
-        transactional = database.dialect_name(url) in database.TRANSACTIONAL_DDL
+        transactional = url.transactional_ddl
         with audit.AuditTrail(
             url,
-            project.audit_table,
-            schema=project.version_table_schema,
+            project.tables,
             environment=env.name,
             action=action,
             track_steps=not transactional,
@@ -469,14 +464,13 @@ def apply(
 def _migration_lock(
     project: Project,
     env: Environment,
-    url: str,
+    url: DatabaseURL,
     lock_timeout: float | None,
     on_wait: locking.WaitFn | None,
 ) -> contextlib.AbstractContextManager[None]:
     return locking.migration_lock(
         url,
-        version_table=project.version_table,
-        schema=project.version_table_schema,
+        project.tables,
         timeout=env.lock_timeout if lock_timeout is None else lock_timeout,
         on_wait=on_wait,
     )
@@ -490,11 +484,9 @@ def _outcome(result: ApplyResult) -> str:
     return "failed"
 
 
-def _safe_heads(project: Project, url: str) -> Heads | None:
+def _safe_heads(project: Project, url: DatabaseURL) -> Heads | None:
     try:
-        return database.read_heads(
-            url, project.version_table, project.version_table_schema
-        )
+        return database.read_heads(url, project.tables)
     except MigplanError:
         return None
 
@@ -511,7 +503,7 @@ def render_sql(
     graph: RevisionGraph,
     plan: Plan,
     *,
-    url: str | None = None,
+    url: DatabaseURL | None = None,
 ) -> list[str]:
     """Return the SQL of each step, as Alembic's offline (--sql) mode writes it."""
     if not plan.steps:
@@ -566,7 +558,7 @@ def resolve(
     *,
     on_wait: locking.WaitFn | None = None,
     lock_timeout: float | None = None,
-    url: str | None = None,
+    url: DatabaseURL | None = None,
 ) -> tuple[audit.Run, Heads]:
     """Settle a dirty database: the half-applied migration is now `outcome`.
 
@@ -576,12 +568,8 @@ def resolve(
     """
     url = url or env.url
     with _migration_lock(project, env, url, lock_timeout, on_wait):
-        runs = audit.read_runs(
-            url, project.audit_table, schema=project.version_table_schema
-        )
-        heads = database.read_heads(
-            url, project.version_table, project.version_table_schema
-        )
+        runs = audit.read_runs(url, project.tables)
+        heads = database.read_heads(url, project.tables)
         dirty = audit.dirty_run(runs, graph, heads)
         if dirty is None or dirty.dirty_revision is None:
             raise MigplanError(
@@ -595,10 +583,6 @@ def resolve(
                 )
             step = (dirty.dirty_revision, dirty.dirty_direction == "upgrade")
             heads = graph.heads_after(heads, [step])
-            database.write_heads(
-                url, heads, project.version_table, project.version_table_schema
-            )
-        audit.mark_resolved(
-            url, project.audit_table, dirty.id, schema=project.version_table_schema
-        )
+            database.write_heads(url, heads, project.tables)
+        audit.mark_resolved(url, project.tables, dirty.id)
         return dirty, heads

@@ -20,6 +20,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
+from migplan.core.environment import Tables
+from migplan.core.url import DatabaseURL
 from migplan.db import database
 from migplan.errors import DatabaseError
 from migplan.errors import LockTimeout
@@ -40,19 +42,22 @@ def lock_key(version_table: str, schema: str | None) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
+def _key(url: DatabaseURL, tables: Tables) -> int:
+    # one lock per version table: per schema, for a fleet of tenant schemas
+    return lock_key(tables.version_table, tables.schema or url.schema)
+
+
 @contextmanager
 def migration_lock(
-    url: str,
+    url: DatabaseURL,
+    tables: Tables,
     *,
-    version_table: str = "alembic_version",
-    schema: str | None = None,
     timeout: float = 300.0,
     on_wait: WaitFn | None = None,
 ) -> Iterator[None]:
     """Hold the database's migration lock; wait up to `timeout` seconds for it."""
-    dialect = database.dialect_name(url)
-    # one lock per version table: per schema, for a fleet of tenant schemas
-    key = lock_key(version_table, schema or database.search_path(url))
+    dialect = url.dialect
+    key = _key(url, tables)
     if dialect == "sqlite":
         lock = _sqlite_lock(url, key, timeout, on_wait)
     elif dialect == "postgresql":
@@ -69,16 +74,16 @@ def _deadline(timeout: float) -> float:
     return time.monotonic() + timeout
 
 
-def _timed_out(url: str, timeout: float, holder: str) -> LockTimeout:
+def _timed_out(url: DatabaseURL, timeout: float, holder: str) -> LockTimeout:
     return LockTimeout(
-        f"{database.display_url(url)}: another migration holds the lock ({holder}); "
+        f"{url}: another migration holds the lock ({holder}); "
         f"gave up after {timeout:g}s (raise --lock-timeout to wait longer)"
     )
 
 
 @contextmanager
 def _postgresql_lock(
-    url: str, key: int, timeout: float, on_wait: WaitFn | None
+    url: DatabaseURL, key: int, timeout: float, on_wait: WaitFn | None
 ) -> Iterator[None]:
     engine = database.shared_engine(url).execution_options(isolation_level="AUTOCOMMIT")
     with _lock_connection(engine, url) as connection:
@@ -137,7 +142,7 @@ def _postgresql_find(connection: sa.Connection, key: int) -> str | None:
 
 @contextmanager
 def _mysql_lock(
-    url: str, key: int, timeout: float, on_wait: WaitFn | None
+    url: DatabaseURL, key: int, timeout: float, on_wait: WaitFn | None
 ) -> Iterator[None]:
     engine = database.shared_engine(url).execution_options(isolation_level="AUTOCOMMIT")
     with _lock_connection(engine, url) as connection:
@@ -193,13 +198,11 @@ def _mysql_find(connection: sa.Connection, name: str) -> str | None:
 
 
 @contextmanager
-def _lock_connection(engine: sa.Engine, url: str) -> Iterator[sa.Connection]:
+def _lock_connection(engine: sa.Engine, url: DatabaseURL) -> Iterator[sa.Connection]:
     try:
         connection = engine.connect()
     except sa_exc.SQLAlchemyError as err:
-        raise DatabaseError(
-            f"{database.display_url(url)}: cannot connect: {database.reason(err)}"
-        ) from err
+        raise DatabaseError(f"{url}: cannot connect: {database.reason(err)}") from err
     with connection:
         yield connection
 
@@ -213,14 +216,10 @@ def _release(connection: sa.Connection, sql: str, params: dict[str, object]) -> 
 
 @contextmanager
 def _sqlite_lock(
-    url: str, key: int, timeout: float, on_wait: WaitFn | None
+    url: DatabaseURL, key: int, timeout: float, on_wait: WaitFn | None
 ) -> Iterator[None]:
-    database_path = database.parse_url(url).database
-    if (
-        not database_path
-        or database_path == ":memory:"
-        or database_path.startswith("file:")
-    ):
+    database_path = url.sqlite_file
+    if database_path is None:
         yield  # a private database: nobody else can migrate it
         return
     import fcntl
@@ -270,12 +269,10 @@ def _when(moment: object) -> str:
     return str(moment)
 
 
-def holder(
-    url: str, *, version_table: str = "alembic_version", schema: str | None = None
-) -> str | None:
+def holder(url: DatabaseURL, tables: Tables) -> str | None:
     """Who holds the database's migration lock now (None: nobody), without taking it."""
-    dialect = database.dialect_name(url)
-    key = lock_key(version_table, schema or database.search_path(url))
+    dialect = url.dialect
+    key = _key(url, tables)
     if dialect == "sqlite":
         return _sqlite_find(url)
     if dialect not in ("postgresql", "mysql"):
@@ -288,8 +285,8 @@ def holder(
         return _mysql_find(connection, _mysql_name(key, str(name)))
 
 
-def _sqlite_find(url: str) -> str | None:
-    path = database.sqlite_file(url)
+def _sqlite_find(url: DatabaseURL) -> str | None:
+    path = url.sqlite_file
     if not path or not os.path.exists(path + ".migplan-lock"):
         return None
     import fcntl

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from typing import TextIO
 
     from migplan.core.revisions import RevisionFile
+    from migplan.core.url import DatabaseURL
     from migplan.project.config import Project
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -36,7 +37,7 @@ class MigplanConfig(Config):
 
 def alembic_config(
     project: Project,
-    url: str | None = None,
+    url: DatabaseURL | None = None,
     *,
     cmd_opts: argparse.Namespace | None = None,
     stdout: TextIO | None = None,

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
-from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Literal
@@ -22,9 +21,18 @@ from typing import cast
 
 import yaml
 
+from migplan.core.environment import DatabasesFrom
+from migplan.core.environment import Environment
+from migplan.core.environment import Level
+from migplan.core.environment import LintPolicy
+from migplan.core.environment import Location
+from migplan.core.environment import OnFailure
+from migplan.core.environment import RollbackPolicy
+from migplan.core.environment import Rollout
+from migplan.core.environment import Tables
+from migplan.core.url import DatabaseURL
 from migplan.errors import ConfigError
 from migplan.errors import UnknownEnvironment
-from migplan.errors import register_secret
 from migplan.project import cache
 
 if TYPE_CHECKING:
@@ -36,116 +44,7 @@ CONFIG_NAME = "migplan.yaml"
 CONFIG_ENV_VAR = "MIGPLAN_CONFIG"
 SCHEMA_PATH = Path(__file__).with_name("migplan.schema.json")
 
-Target = tuple[str, ...]
-"""A declared target: one revision expression, or one per branch."""
-
-OnFailure = Literal["stop", "rollback"]
-
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-@dataclass(frozen=True)
-class Location:
-    """Where a value sits in migplan.yaml, for error messages."""
-
-    file: Path
-    line: int
-    path: str
-
-    def error(self, message: str) -> ConfigError:
-        """Return a ConfigError that names the file, line and key path."""
-        where = f"{self.path}: " if self.path else ""
-        return ConfigError(f"{self.file.name}:{self.line}: {where}{message}")
-
-
-@dataclass(frozen=True)
-class RollbackPolicy:
-    """How far `migplan rollback` may go in one environment."""
-
-    allowed: bool = True
-    max_steps: int | None = None
-    allow_destructive: bool = True
-
-
-Level = Literal["allow", "warn", "refuse"]
-
-
-@dataclass(frozen=True)
-class LintPolicy:
-    """What apply does with flagged steps."""
-
-    destructive: Level = "warn"
-    locking: Level = "warn"
-
-
-@dataclass(frozen=True)
-class Rollout:
-    """How apply goes through a fleet of databases."""
-
-    canary: int = 1
-    concurrency: int = 4
-    max_failures: int = 0
-
-
-@dataclass(frozen=True)
-class DatabasesFrom:
-    """A fleet whose URLs a query on a catalog database returns."""
-
-    url_template: str
-    query: str
-    location: Location | None = field(default=None, compare=False)
-
-
-@dataclass(frozen=True)
-class Environment:
-    """One deployment environment: a database (or a fleet), its target, its policies."""
-
-    name: str
-    url_template: str | None
-    target: Target
-    protected: bool = False
-    on_failure: OnFailure = "stop"
-    rollback: RollbackPolicy = RollbackPolicy()
-    lock_timeout: float = 300.0
-    on_modified: Literal["warn", "refuse"] = "warn"
-    lint: LintPolicy = LintPolicy()
-    requires: str | None = None
-    databases: tuple[str, ...] = ()
-    databases_from: DatabasesFrom | None = None
-    schemas: tuple[str, ...] = ()
-    rollout: Rollout = Rollout()
-    location: Location | None = field(default=None, compare=False)
-    url_location: Location | None = field(default=None, compare=False)
-
-    @property
-    def is_fleet(self) -> bool:
-        """Whether the environment names many databases (or schemas)."""
-        return bool(self.databases or self.databases_from or self.schemas)
-
-    @functools.cached_property
-    def url(self) -> str:
-        """The database URL with ${VAR} expanded and relative SQLite paths resolved."""
-        if self.url_template is None or self.is_fleet:
-            raise ConfigError(
-                f"environment {self.name!r} is a fleet of databases and this command "
-                "works on one (plan, apply, rollback, log, drift and resolve take "
-                "--database NAME)"
-            )
-        return self.resolve_url(self.url_template, self.url_location)
-
-    def resolve_url(self, template: str, location: Location | None = None) -> str:
-        """Expand ${VAR} in a URL of this environment and resolve a SQLite path."""
-        from migplan.db.database import normalize_url
-
-        url = normalize_url(expand_vars(template, location))
-        root = self.location.file.parent if self.location else Path.cwd()
-        names = [f"${{{m.group(1)}}}" for m in _VAR.finditer(template)]
-        return _resolve_sqlite_path(url, root, location, names)
-
-    @property
-    def target_text(self) -> str:
-        """The target as written in migplan.yaml."""
-        return " ".join(self.target)
 
 
 @dataclass(frozen=True)
@@ -161,6 +60,11 @@ class Project:
     version_table: str = "alembic_version"
     version_table_schema: str | None = None
     audit_table: str = "migplan_audit"
+
+    @property
+    def tables(self) -> Tables:
+        """The version table and the audit table, in every database."""
+        return Tables(self.version_table, self.version_table_schema, self.audit_table)
 
     @property
     def root(self) -> Path:
@@ -623,6 +527,7 @@ def _build_environment(
     rollout = cast(dict[str, int], raw.get("rollout") or {})
     source = cast("dict[str, str] | None", raw.get("databases_from"))
     where = ["environments", name]
+    root = document.file.parent
     return Environment(
         name=name,
         url_template=cast("str | None", raw.get("url")),
@@ -652,6 +557,7 @@ def _build_environment(
         rollout=Rollout(**rollout),
         location=document.locate(where, at_key=True),
         url_location=document.locate([*where, "url"]),
+        resolver=functools.partial(resolve_url, root=root),
     )
 
 
@@ -670,52 +576,43 @@ def expand_vars(text: str, location: Location | None = None) -> str:
             raise ConfigError(message)
         raise location.error(message)
 
-    expanded = _VAR.sub(replace, text)
-    _register_password(expanded)
-    return expanded
+    return _VAR.sub(replace, text)
 
 
-def _register_password(url: str) -> None:
-    match = re.match(r"^[^:/]+://[^:/@]*:([^@]*)@", url)
-    if match:
-        register_secret(match.group(1))
-        from urllib.parse import unquote
-
-        register_secret(unquote(match.group(1)))
-
-
-def _resolve_sqlite_path(
-    url: str, root: Path, location: Location | None, variables: Sequence[str] = ()
-) -> str:
-    from migplan.db.database import sqlite_file
-
-    database = sqlite_file(url)
-    if database is not None:
-        # the common case, read without SQLAlchemy (plan stays light)
-        if not database or database == ":memory:" or Path(database).is_absolute():
-            return url
-        return f"sqlite:///{root / database}"
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
+def resolve_url(
+    template: str, location: Location | None = None, *, root: Path
+) -> DatabaseURL:
+    """Expand ${VAR} in a URL as written in migplan.yaml, spell it as SQLAlchemy 2
+    wants, and make a relative SQLite path relative to migplan.yaml's folder."""
+    text = normalize_url(expand_vars(template, location))
     try:
-        parsed = make_url(url)
-    except (ArgumentError, ValueError) as err:
-        # never echo the URL: a password in it may not be recognisable as one
-        message = "not a valid database URL"
-        if variables:
-            message += f" (check the value of {', '.join(variables)})"
+        url = DatabaseURL.parse(text)
+    except ConfigError as err:
+        names = [f"${{{m.group(1)}}}" for m in _VAR.finditer(template)]
+        message = str(err)
+        if names:
+            message += f" (check the value of {', '.join(names)})"
         raise location.error(message) if location else ConfigError(message) from err
-    if parsed.get_backend_name() != "sqlite":
+    path = url.sqlite_file
+    if path is None or Path(path).is_absolute():
         return url
-    database = parsed.database
-    if (
-        not database
-        or database == ":memory:"
-        or database.startswith("file:")
-        or Path(database).is_absolute()
-    ):
-        return url
-    return parsed.set(database=str(root / database)).render_as_string(
-        hide_password=False
+    scheme, _, rest = text.partition(":///")
+    query = rest.partition("?")[2]
+    return DatabaseURL.parse(
+        f"{scheme}:///{root / path}" + (f"?{query}" if query else "")
     )
+
+
+def normalize_url(url: str) -> str:
+    """Spell a URL the way SQLAlchemy 2 wants it: ``postgres://`` (Heroku and
+    others) is ``postgresql://``; ``mysql://`` and ``mariadb://`` use PyMySQL,
+    migplan's driver, unless mysqlclient is installed."""
+    if url.startswith("postgres://"):
+        return "postgresql://" + url[len("postgres://") :]
+    for scheme in ("mysql://", "mariadb://"):
+        if url.startswith(scheme):
+            import importlib.util
+
+            if importlib.util.find_spec("MySQLdb") is None:
+                return f"{scheme[:-3]}+pymysql://{url[len(scheme) :]}"
+    return url

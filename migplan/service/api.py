@@ -15,27 +15,26 @@ from migplan.errors import MigplanError
 from migplan.render import graphview
 
 if TYPE_CHECKING:
+    from migplan.core.environment import Environment
     from migplan.core.planner import Plan
-    from migplan.project.config import Environment
+    from migplan.core.url import DatabaseURL
     from migplan.project.config import Project
 
 
-def plan(project: Project, env: Environment, *, url: str | None = None) -> Plan:
+def plan(project: Project, env: Environment, *, url: DatabaseURL | None = None) -> Plan:
     """Return the plan that brings `env`'s database (or `url`) to its target.
 
     Its notes say what apply would refuse (a dirty database, a step the lint
     policy refuses, a changed applied file with on_modified: refuse) or warn about.
     """
     url = url or env.url
-    current = database.read_heads(
-        url, project.version_table, project.version_table_schema
-    )
+    current = database.read_heads(url, project.tables)
     made = planner.make_plan(
         project.graph,
         current,
         env.target,
         environment=env.name,
-        dialect=database.dialect_name(url),
+        dialect=url.dialect,
     )
     notes = audit.verdict(project, env, made, url).notes()
     return dataclasses.replace(made, notes=made.notes + notes)
@@ -47,7 +46,7 @@ def rollback_plan(
     *,
     to: str | None = None,
     steps: int | None = None,
-    url: str | None = None,
+    url: DatabaseURL | None = None,
 ) -> Plan:
     """Return the plan of a rollback to `to` (a revision or ``base``) or by `steps`.
 
@@ -59,15 +58,13 @@ def rollback_plan(
     if (to is None) == (steps is None):
         raise ValueError("give exactly one of `to` and `steps`")
     url = url or env.url
-    current = database.read_heads(
-        url, project.version_table, project.version_table_schema
-    )
+    current = database.read_heads(url, project.tables)
     made = planner.make_downgrade_plan(
         project.graph,
         current,
         to if to is not None else f"-{steps}",
         environment=env.name,
-        dialect=database.dialect_name(url),
+        dialect=url.dialect,
     )
     notes = audit.verdict(project, env, made, url, action="rollback").notes()
     return dataclasses.replace(made, notes=made.notes + notes)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import time
-import urllib.parse
 from collections.abc import Callable
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED
@@ -26,16 +25,16 @@ from dataclasses import field
 from typing import TYPE_CHECKING
 from typing import Literal
 
+from migplan.core.url import DatabaseURL
 from migplan.db import database
 from migplan.errors import ConfigError
 from migplan.errors import DatabaseError
 from migplan.errors import MigplanError
-from migplan.errors import register_secret
 
 if TYPE_CHECKING:
+    from migplan.core.environment import Environment
     from migplan.core.planner import Plan
     from migplan.core.revisions import Heads
-    from migplan.project.config import Environment
     from migplan.project.config import Project
 
 Shard = tuple[int, int]
@@ -48,7 +47,7 @@ class Member:
 
     name: str
     """What users see and select it by: the masked URL, or the schema's name."""
-    url: str = field(repr=False)
+    url: DatabaseURL = field(repr=False)
     schema: str | None = None
 
 
@@ -79,20 +78,20 @@ def members(env: Environment, shard: Shard | None = None) -> list[Member]:
     if env.schemas:
         assert env.url_template is not None
         base = env.resolve_url(env.url_template, env.url_location)
-        if database.dialect_name(base) != "postgresql":
+        if base.dialect != "postgresql":
             raise ConfigError(
                 f"environment {env.name!r}: schemas need a PostgreSQL url"
             )
         found = [
-            Member(f"schema {s}", with_search_path(base, s), s) for s in env.schemas
+            Member(f"schema {s}", base.with_search_path(s), s) for s in env.schemas
         ]
     elif env.databases:
         urls = [
             env.resolve_url(template, env.url_location) for template in env.databases
         ]
-        found = [Member(database.display_url(url), url) for url in urls]
+        found = [Member(url.display, url) for url in urls]
     elif env.databases_from is not None:
-        found = [Member(database.display_url(url), url) for url in _catalog(env)]
+        found = [Member(url.display, url) for url in _catalog(env)]
     else:
         found = [Member(env.name, env.url)]
     names = [m.name for m in found]
@@ -101,18 +100,7 @@ def members(env: Environment, shard: Shard | None = None) -> list[Member]:
     return sorted((m for m in found if in_shard(m, shard)), key=lambda m: m.name)
 
 
-def with_search_path(url: str, schema: str) -> str:
-    """The URL of one tenant's schema: PostgreSQL's search_path set to it, so that
-    its version table and every table a migration creates live there."""
-    separator = "&" if "?" in url else "?"
-    # quoted, as ensure_schema creates it: PostgreSQL folds a bare name to lower
-    # case, and a tenant `Acme` would migrate into `acme` (or find no schema)
-    quoted = '"' + schema.replace('"', '""') + '"'
-    option = urllib.parse.quote(f"-csearch_path={quoted}", safe="")
-    return f"{url}{separator}options={option}"
-
-
-def _catalog(env: Environment) -> list[str]:
+def _catalog(env: Environment) -> list[DatabaseURL]:
     source = env.databases_from
     assert source is not None
     catalog = env.resolve_url(source.url_template, source.location)
@@ -127,11 +115,18 @@ def _catalog(env: Environment) -> list[str]:
                 f"environment {env.name!r}: databases_from query failed: "
                 f"{database.reason(err)}"
             ) from err
-    urls = [str(row[0]) for row in rows if row and row[0]]
-    for url in urls:
-        password = urllib.parse.urlsplit(url).password
-        register_secret(password)
-    return urls
+    # each URL is parsed, so its password is masked, before anything can show it
+    return [_catalog_url(str(row[0])) for row in rows if row and row[0]]
+
+
+def _catalog_url(text: str) -> DatabaseURL:
+    try:
+        return DatabaseURL.parse(text)
+    except ConfigError:
+        raise ConfigError(
+            "databases_from: the catalog returned a value that is not a valid "
+            "database URL"
+        ) from None
 
 
 def select(env: Environment, pattern: str) -> Member:

@@ -18,8 +18,8 @@ from migplan.errors import MigplanError
 from migplan.project import config
 
 if TYPE_CHECKING:
+    from migplan.core.environment import Environment
     from migplan.core.revisions import Heads
-    from migplan.project.config import Environment
     from migplan.project.config import Project
 
 
@@ -29,9 +29,7 @@ def applied_everywhere(project: Project, env: Environment) -> set[str] | None:
 
     common: set[str] | None = None
     for member in fleet.members(env):
-        current = database.read_heads(
-            member.url, project.version_table, project.version_table_schema
-        )
+        current = database.read_heads(member.url, project.tables)
         applied = project.graph.ancestors(current)
         common = applied if common is None else common & applied
     return common
@@ -54,11 +52,7 @@ def current_target(project: Project, source: Environment) -> Heads:
 
     found: set[Heads] = set()
     for member in fleet.members(source):
-        found.add(
-            database.read_heads(
-                member.url, project.version_table, project.version_table_schema
-            )
-        )
+        found.add(database.read_heads(member.url, project.tables))
     if len(found) != 1:
         raise MigplanError(
             f"the databases of {source.name!r} are not all at the same revision; "

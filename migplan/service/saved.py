@@ -11,24 +11,24 @@ from typing import cast
 
 from migplan import __version__
 from migplan.core import planner
-from migplan.db import database
 from migplan.errors import MigplanError
 from migplan.errors import StalePlan
 
 if TYPE_CHECKING:
+    from migplan.core.environment import Environment
     from migplan.core.planner import Plan
-    from migplan.project.config import Environment
+    from migplan.core.url import DatabaseURL
     from migplan.project.config import Project
 
 KIND = "migplan-plan"
 
 
-def database_fingerprint(url: str) -> str:
+def database_fingerprint(url: DatabaseURL) -> str:
     """Return a short digest naming the database (never the password)."""
-    return hashlib.sha256(database.display_url(url).encode()).hexdigest()[:16]
+    return hashlib.sha256(url.display.encode()).hexdigest()[:16]
 
 
-def dumps(plan: Plan, url: str) -> str:
+def dumps(plan: Plan, url: DatabaseURL) -> str:
     """Return the saved form of a plan: its JSON, plus what apply must re-check."""
     data = {
         "kind": KIND,
@@ -40,7 +40,7 @@ def dumps(plan: Plan, url: str) -> str:
     return json.dumps(data, indent=2) + "\n"
 
 
-def load(path: Path, project: Project, env: Environment, url: str) -> Plan:
+def load(path: Path, project: Project, env: Environment, url: DatabaseURL) -> Plan:
     """Read a saved plan; refuse it if a revision file it runs has changed since."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

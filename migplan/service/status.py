@@ -13,9 +13,10 @@ from migplan.errors import MigplanError
 from migplan.service import fleet
 
 if TYPE_CHECKING:
+    from migplan.core.environment import Environment
     from migplan.core.revisions import Heads
     from migplan.core.revisions import RevisionGraph
-    from migplan.project.config import Environment
+    from migplan.core.url import DatabaseURL
     from migplan.project.config import Project
 
 
@@ -67,7 +68,9 @@ def collect(
     compared with the models (one at a time: that loads the app)."""
     graph = project.graph
     graph.heads  # noqa: B018 - resolve the graph once, before the threads share it
-    rows: list[EnvironmentStatus | tuple[Environment, str | None, str | None]] = []
+    rows: list[
+        EnvironmentStatus | tuple[Environment, str | None, DatabaseURL | None]
+    ] = []
     for env in project.environments.values():
         if not env.is_fleet:
             rows.append((env, None, None))
@@ -78,7 +81,7 @@ def collect(
             rows.append(EnvironmentStatus(env.name, "?", env.target, error=str(err)))
 
     def one(
-        row: EnvironmentStatus | tuple[Environment, str | None, str | None],
+        row: EnvironmentStatus | tuple[Environment, str | None, DatabaseURL | None],
     ) -> EnvironmentStatus:
         if isinstance(row, EnvironmentStatus):
             return row
@@ -96,7 +99,7 @@ def collect(
 
 def _with_drift(
     project: Project,
-    row: EnvironmentStatus | tuple[Environment, str | None, str | None],
+    row: EnvironmentStatus | tuple[Environment, str | None, DatabaseURL | None],
     status: EnvironmentStatus,
 ) -> EnvironmentStatus:
     from dataclasses import replace
@@ -118,7 +121,7 @@ def environment_status(
     graph: RevisionGraph,
     env: Environment,
     name: str | None = None,
-    url: str | None = None,
+    url: DatabaseURL | None = None,
 ) -> EnvironmentStatus:
     """Return the status of one database (`env`'s, or `url`, called `name`); an
     error becomes part of the row."""
@@ -126,15 +129,11 @@ def environment_status(
         url = url or env.url
     except MigplanError as err:
         return EnvironmentStatus(env.name, "?", env.target, error=str(err))
-    shown = name or database.display_url(url)
+    shown = name or url.display
     try:
-        current = database.read_heads(
-            url, project.version_table, project.version_table_schema
-        )
+        current = database.read_heads(url, project.tables)
         plan = planner.make_plan(graph, current, env.target, environment=env.name)
-        runs = audit.read_runs(
-            url, project.audit_table, schema=project.version_table_schema
-        )
+        runs = audit.read_runs(url, project.tables)
         dirty = audit.dirty_run(runs, graph, current)
     except MigplanError as err:
         return EnvironmentStatus(env.name, shown, env.target, error=str(err))

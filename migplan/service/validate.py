@@ -9,8 +9,8 @@ from migplan.errors import MigplanError
 from migplan.project import config
 
 if TYPE_CHECKING:
+    from migplan.core.environment import Environment
     from migplan.core.revisions import RevisionGraph
-    from migplan.project.config import Environment
     from migplan.project.config import Project
 
 _RELATIVE = re.compile(r"^(?:(?P<branch>.+?)@)?(?P<anchor>\w+)?(?P<offset>[+-]\d+)$")

@@ -13,14 +13,15 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from migplan.core import planner
+from migplan.core.url import DatabaseURL
 from migplan.db import database
 from migplan.db import drift
 from migplan.db import executor
 from migplan.errors import MigplanError
 
 if TYPE_CHECKING:
+    from migplan.core.environment import Environment
     from migplan.core.planner import Step
-    from migplan.project.config import Environment
     from migplan.project.config import Project
 
 Schema = dict[str, dict[str, object]]
@@ -50,7 +51,7 @@ class Report:
         return not self.problems
 
 
-def reflect(url: str, ignore: set[str]) -> Schema:
+def reflect(url: DatabaseURL, ignore: set[str]) -> Schema:
     """Return the schema of a database, in a form two snapshots compare by."""
     engine = database.create_engine(url)
     try:
@@ -111,7 +112,7 @@ def verify(
     project: Project,
     env: Environment,
     *,
-    url: str | None = None,
+    url: DatabaseURL | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Report:
     """Round-trip every revision on a scratch database (a temporary SQLite file,
@@ -125,9 +126,9 @@ def verify(
             f'migplan db merge -m "merge heads" {" ".join(heads)}'
         )
     with tempfile.TemporaryDirectory(prefix="migplan-verify-") as folder:
-        scratch = url or f"sqlite:///{Path(folder) / 'verify.db'}"
+        scratch = url or DatabaseURL.parse(f"sqlite:///{Path(folder) / 'verify.db'}")
         _require_empty(scratch)
-        scratch_env = replace(env, url_template=scratch, on_failure="stop")
+        scratch_env = replace(env, url_template=scratch.text, on_failure="stop")
         ignore = {project.version_table}
         plan = planner.make_plan(graph, (), ["heads"], environment="verify")
         checks = []
@@ -164,7 +165,7 @@ def verify(
 def _round_trip(
     project: Project,
     env: Environment,
-    url: str,
+    url: DatabaseURL,
     step: Step,
     current: tuple[str, ...],
     ignore: set[str],
@@ -176,9 +177,7 @@ def _round_trip(
         steps: list[Step], start: tuple[str, ...]
     ) -> tuple[str | None, tuple[str, ...]]:
         result = executor.run_steps(project, env, graph, start, steps, url=url)
-        heads = database.read_heads(
-            url, project.version_table, project.version_table_schema
-        )
+        heads = database.read_heads(url, project.tables)
         return (result.failed.error if result.failed else None), heads
 
     error, after_up = run([step], current)
@@ -214,26 +213,24 @@ def _round_trip(
     return RevisionCheck(step.revision, step.message, problem), after_again
 
 
-def _require_empty(url: str) -> None:
-    if not database.sqlite_exists(url):
+def _require_empty(url: DatabaseURL) -> None:
+    if not database.exists(url):
         return
     engine = database.create_engine(url)
     try:
         found = sa.inspect(engine).get_table_names()
     except sa.exc.SQLAlchemyError as err:
-        raise MigplanError(
-            f"{database.display_url(url)}: cannot connect: {database.reason(err)}"
-        ) from err
+        raise MigplanError(f"{url}: cannot connect: {database.reason(err)}") from err
     finally:
         engine.dispose()
     if found:
         raise MigplanError(
-            f"{database.display_url(url)} is not empty ({', '.join(sorted(found)[:5])}); "
+            f"{url} is not empty ({', '.join(sorted(found)[:5])}); "
             "verify needs a throwaway database"
         )
 
 
-def _empty(url: str) -> None:
+def _empty(url: DatabaseURL) -> None:
     """Drop what verify created in a throwaway server database."""
     engine = database.create_engine(url)
     try:
