@@ -273,10 +273,10 @@ def test_a_run_killed_after_its_last_step_committed_is_not_dirty(project, mysql_
     # still names that migration, but the version table shows it finished
     from migplan.core.environment import Tables
     from migplan.core.planner import make_plan
+    from migplan.core.results import Progress
     from migplan.core.revisions import RevisionGraph
     from migplan.core.url import DatabaseURL
     from migplan.db import audit
-    from migplan.db.executor import Progress
 
     linear_project(project, mysql_url, "a1", "b2")
     assert run(project.root, "apply").exit_code == 0

@@ -26,10 +26,11 @@ from migplan.errors import mask
 
 if TYPE_CHECKING:
     from migplan.core.environment import Environment
+    from migplan.core.fleet import MemberResult
     from migplan.core.planner import Plan
+    from migplan.core.results import ApplyResult
+    from migplan.core.results import Progress
     from migplan.core.url import DatabaseURL
-    from migplan.db.executor import ApplyResult
-    from migplan.db.executor import Progress
     from migplan.project.config import Project
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -217,9 +218,9 @@ def _one(env: Environment, database_name: str | None) -> tuple[str, DatabaseURL]
 
 
 def _shard(text: str | None) -> tuple[int, int] | None:
-    from migplan.service import fleet
+    from migplan.core.fleet import parse_shard
 
-    return None if text is None else fleet.parse_shard(text)
+    return None if text is None else parse_shard(text)
 
 
 def _save_plan(plan: Plan, url: DatabaseURL, path: Path) -> None:
@@ -311,7 +312,7 @@ def _apply_fleet(
     _confirm(env, "apply", yes)
     live = sys.stdout.isatty()
 
-    def show(result: fleet.MemberResult, done: int, total: int) -> None:
+    def show(result: MemberResult, done: int, total: int) -> None:
         line = render.fleet_progress(result, done, total)
         click.echo(("\r\033[K" + line) if live else line, nl=not live)
 
@@ -322,7 +323,7 @@ def _apply_fleet(
         click.echo()
     click.echo(render.fleet_summary(outcome))
     if not outcome.ok:
-        raise MigplanError(render.fleet_failure(outcome))
+        raise MigplanError(outcome.failure_message())
 
 
 def _finish(result: ApplyResult) -> None:
@@ -331,7 +332,7 @@ def _finish(result: ApplyResult) -> None:
     if not result.ok:
         from migplan.errors import MigrationFailed
 
-        raise MigrationFailed(render.failure_message(result))
+        raise MigrationFailed(result.failure_message())
     click.echo(render.apply_outcome(result))
 
 

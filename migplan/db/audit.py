@@ -14,14 +14,15 @@ import json
 import os
 import socket
 import uuid
-from collections.abc import Mapping
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from typing import Any
 
 from migplan import __version__
 from migplan.core import policy
+from migplan.core.runs import Run
+from migplan.core.runs import dirty_run
+from migplan.core.runs import modified_message
+from migplan.core.runs import modified_revisions
+from migplan.core.runs import run_from_row
 from migplan.db import database
 from migplan.errors import DatabaseError
 
@@ -34,11 +35,10 @@ if TYPE_CHECKING:
     from migplan.core.environment import Tables
     from migplan.core.planner import Plan
     from migplan.core.policy import Verdict
+    from migplan.core.results import Progress
+    from migplan.core.results import StepResult
     from migplan.core.revisions import Heads
-    from migplan.core.revisions import RevisionGraph
     from migplan.core.url import DatabaseURL
-    from migplan.db.executor import Progress
-    from migplan.db.executor import StepResult
     from migplan.project.config import Project
 
 
@@ -84,94 +84,6 @@ def audit_table(name: str, schema: str | None = None) -> sa.Table:
         sa.Column("dirty_direction", sa.String(16)),
         sa.Column("resolved_at", sa.String(20)),
         schema=schema,
-    )
-
-
-@dataclass(frozen=True)
-class Run:
-    """One recorded apply, rollback or resolve."""
-
-    id: int
-    run_id: str
-    environment: str
-    action: str
-    actor: str
-    host: str
-    pid: int
-    migplan_version: str
-    started_at: str
-    finished_at: str | None
-    from_heads: Heads
-    to_heads: Heads | None
-    outcome: str
-    steps: tuple[dict[str, object], ...]
-    error: str | None
-    dirty_revision: str | None
-    dirty_direction: str | None
-    resolved_at: str | None
-
-    @property
-    def is_dirty(self) -> bool:
-        """Whether this run left a migration half-applied and nobody resolved it."""
-        return self.dirty_revision is not None and self.resolved_at is None
-
-    def to_dict(self) -> dict[str, object]:
-        """Return the JSON shape of the run (`migplan log --json`)."""
-        return {
-            "id": self.id,
-            "run_id": self.run_id,
-            "environment": self.environment,
-            "action": self.action,
-            "actor": self.actor,
-            "host": self.host,
-            "pid": self.pid,
-            "migplan_version": self.migplan_version,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "from": list(self.from_heads),
-            "to": None if self.to_heads is None else list(self.to_heads),
-            "outcome": self.outcome,
-            "steps": list(self.steps),
-            "error": self.error,
-            "dirty": {
-                "revision": self.dirty_revision,
-                "direction": self.dirty_direction,
-            }
-            if self.is_dirty
-            else None,
-        }
-
-
-def _split(heads: str | None) -> Heads | None:
-    if heads is None:
-        return None
-    return tuple(h for h in heads.split(",") if h)
-
-
-def _run(m: Mapping[str, Any]) -> Run:
-    try:
-        steps = tuple(json.loads(str(m["steps"])))
-    except ValueError:
-        steps = ()
-    return Run(
-        id=int(m["id"]),
-        run_id=str(m["run_id"]),
-        environment=str(m["environment"]),
-        action=str(m["action"]),
-        actor=str(m["actor"]),
-        host=str(m["host"]),
-        pid=int(m["pid"]),
-        migplan_version=str(m["migplan_version"]),
-        started_at=str(m["started_at"]),
-        finished_at=m["finished_at"],
-        from_heads=_split(m["from_heads"]) or (),
-        to_heads=_split(m["to_heads"]),
-        outcome=str(m["outcome"]),
-        steps=steps,
-        error=m["error"],
-        dirty_revision=m["dirty_revision"],
-        dirty_direction=m["dirty_direction"],
-        resolved_at=m["resolved_at"],
     )
 
 
@@ -244,7 +156,7 @@ class AuditTrail:
                 table.c.environment == self.environment, table.c.outcome == "running"
             )
         ).all()
-        runs = [_run(dict(r._mapping)) for r in rows]
+        runs = [run_from_row(dict(r._mapping)) for r in rows]
         if runs:
             self._execute(
                 table.update()
@@ -334,42 +246,10 @@ def read_runs(
 ) -> list[Run]:
     """Return recorded runs, newest first ([] when the table does not exist)."""
     rows = database.read_table(url, tables.audit_table, tables.schema) or []
-    runs = sorted((_run(r) for r in rows), key=lambda run: run.id, reverse=True)
+    runs = sorted((run_from_row(r) for r in rows), key=lambda run: run.id, reverse=True)
     if environment is not None:
         runs = [r for r in runs if r.environment == environment]
     return runs[:limit] if limit is not None else runs
-
-
-def dirty_run(
-    runs: Sequence[Run], graph: RevisionGraph | None = None, current: Heads = ()
-) -> Run | None:
-    """Return the run that left the database dirty, if any.
-
-    With the graph and the current heads, a run that stopped after its last
-    migration's version update committed (the revision is where the step was
-    taking it) is not dirty: that migration finished.
-    """
-    for run in runs:
-        if not run.is_dirty:
-            continue
-        if graph is not None and run.dirty_revision in graph:
-            applied = run.dirty_revision in graph.ancestors(current)
-            if applied == (run.dirty_direction == "upgrade"):
-                continue
-        return run
-    return None
-
-
-def applied_checksums(runs: Sequence[Run]) -> dict[str, str]:
-    """Map each revision to the checksum of its file when it was last upgraded."""
-    found: dict[str, str] = {}
-    for run in reversed(runs):  # oldest first, so the latest upgrade wins
-        for step in run.steps:
-            if step.get("outcome") == "done" and step.get("direction") == "upgrade":
-                checksum = step.get("checksum")
-                if isinstance(checksum, str) and checksum:
-                    found[str(step["revision"])] = checksum
-    return found
 
 
 def mark_resolved(url: DatabaseURL, tables: Tables, run_id: int) -> None:
@@ -382,19 +262,6 @@ def mark_resolved(url: DatabaseURL, tables: Tables, run_id: int) -> None:
             .values(resolved_at=now())
         )
         connection.commit()
-
-
-def modified_revisions(
-    graph: RevisionGraph, current: Heads, runs: Sequence[Run]
-) -> list[str]:
-    """Return the applied revisions whose file changed since migplan applied it."""
-    applied = applied_checksums(runs)
-    if not applied:
-        return []
-    below = graph.ancestors(current) & applied.keys()
-    return sorted(
-        rev for rev in below if rev in graph and graph.checksum(rev) != applied[rev]
-    )
 
 
 def verdict(
@@ -411,8 +278,6 @@ def verdict(
 
     Without the lock (`locked`), a run still going on is in progress, not dirty.
     """
-    from migplan import render
-
     runs = read_runs(url, project.tables) if database.exists(url) else []
     graph = project.graph
     dirty = dirty_run(runs, graph, plan.current)
@@ -432,7 +297,7 @@ def verdict(
             )
     refuse = env.on_modified == "refuse"
     modified = [
-        render.modified_message(graph.relative_path(rev), rev, refuse)
+        modified_message(graph.relative_path(rev), rev, refuse)
         for rev in modified_revisions(graph, plan.current, runs)
     ]
     unpromoted: list[str] = []
@@ -444,7 +309,7 @@ def verdict(
         plan,
         env,
         action=action,
-        dirty=render.dirty_message(dirty) if dirty else None,
+        dirty=dirty.dirty_message() if dirty else None,
         modified=modified,
         unpromoted=unpromoted,
     )

@@ -4,7 +4,6 @@ autogenerate comparison (what `db migrate` would write)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -12,6 +11,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import exc as sa_exc
 
+from migplan.core.drift import Difference
+from migplan.core.drift import describe
 from migplan.db import appload
 from migplan.db import database
 from migplan.errors import AppLoadError
@@ -23,24 +24,6 @@ if TYPE_CHECKING:
 
     from migplan.core.url import DatabaseURL
     from migplan.project.config import Project
-
-
-@dataclass(frozen=True)
-class Difference:
-    """One difference between the models and the database."""
-
-    kind: str
-    subject: str
-    detail: str = ""
-
-    def __str__(self) -> str:
-        return f"{self.kind} {self.subject}" + (
-            f": {self.detail}" if self.detail else ""
-        )
-
-    def to_dict(self) -> dict[str, str]:
-        """Return the JSON shape of this difference."""
-        return {"kind": self.kind, "subject": self.subject, "detail": self.detail}
 
 
 def compare(
@@ -79,45 +62,8 @@ def compare(
     found: list[Difference] = []
     for diff in diffs:
         for item in diff if isinstance(diff, list) else [diff]:
-            found.append(_describe(item))
+            found.append(describe(item))
     return found
-
-
-def _describe(diff: tuple[Any, ...]) -> Difference:
-    kind = diff[0]
-    if kind in ("add_table", "remove_table"):
-        where = "in the models only" if kind == "add_table" else "in the database only"
-        return Difference(kind.replace("_", " "), diff[1].name, where)
-    if kind in ("add_column", "remove_column"):
-        where = "in the models only" if kind == "add_column" else "in the database only"
-        return Difference(kind.replace("_", " "), f"{diff[2]}.{diff[3].name}", where)
-    if kind in (
-        "add_index",
-        "remove_index",
-        "add_constraint",
-        "remove_constraint",
-        "add_fk",
-        "remove_fk",
-    ):
-        obj = diff[1]
-        table = getattr(getattr(obj, "table", None), "name", None) or getattr(
-            obj, "parent", None
-        )
-        name = getattr(obj, "name", None) or "(unnamed)"
-        where = (
-            "in the models only" if kind.startswith("add") else "in the database only"
-        )
-        return Difference(
-            kind.replace("_", " "), f"{table}.{name}" if table else str(name), where
-        )
-    if kind.startswith("modify_"):
-        _, _schema, table, column, _existing, old, new = diff
-        return Difference(
-            kind.replace("_", " "),
-            f"{table}.{column}",
-            f"database {old} -> models {new}",
-        )
-    return Difference(str(kind), str(diff[1:]))
 
 
 def environment_drift(project: Project, url: DatabaseURL) -> list[Difference]:

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import Literal
@@ -24,6 +23,13 @@ from migplan.core import planner
 from migplan.core import policy
 from migplan.core.planner import Plan
 from migplan.core.planner import Step
+from migplan.core.results import ApplyResult
+from migplan.core.results import Progress
+from migplan.core.results import ProgressFn
+from migplan.core.results import RunResult
+from migplan.core.results import StepResult
+from migplan.core.runs import Run
+from migplan.core.runs import dirty_run
 from migplan.core.url import TRANSACTIONAL_DDL
 from migplan.core.url import DatabaseURL
 from migplan.db import appload
@@ -49,56 +55,6 @@ if TYPE_CHECKING:
     from migplan.core.revisions import Heads
     from migplan.core.revisions import RevisionGraph
     from migplan.project.config import Project
-
-
-@dataclass(frozen=True)
-class Progress:
-    """A step starting or ending, for progress display."""
-
-    event: Literal["start", "done", "failed"]
-    index: int
-    total: int
-    step: Step
-    seconds: float = 0.0
-    phase: Literal["apply", "revert"] = "apply"
-
-
-ProgressFn = Callable[[Progress], None]
-
-
-@dataclass(frozen=True)
-class StepResult:
-    """How one step went."""
-
-    step: Step
-    seconds: float
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """What running a list of steps did."""
-
-    done: tuple[StepResult, ...] = ()
-    failed: StepResult | None = None
-
-
-@dataclass(frozen=True)
-class ApplyResult:
-    """What apply did: the steps that committed, the failure, the revert."""
-
-    plan: Plan
-    done: tuple[StepResult, ...]
-    heads: Heads
-    failed: StepResult | None = None
-    reverted: tuple[StepResult, ...] = ()
-    revert_failed: StepResult | None = None
-    dirty: bool = False
-
-    @property
-    def ok(self) -> bool:
-        """Whether every planned step ran."""
-        return self.failed is None
 
 
 class _MigplanEnvironment(EnvironmentContext):
@@ -453,7 +409,7 @@ def apply(
                 trail.finish("failed", after or heads, error=_describe(err))
                 raise
             trail.finish(
-                _outcome(result),
+                result.outcome,
                 result.heads,
                 error=result.failed.error if result.failed else None,
                 dirty=result.failed if result.dirty else None,
@@ -474,14 +430,6 @@ def _migration_lock(
         timeout=env.lock_timeout if lock_timeout is None else lock_timeout,
         on_wait=on_wait,
     )
-
-
-def _outcome(result: ApplyResult) -> str:
-    if result.ok:
-        return "success"
-    if result.reverted and result.revert_failed is None:
-        return "reverted"
-    return "failed"
 
 
 def _safe_heads(project: Project, url: DatabaseURL) -> Heads | None:
@@ -559,7 +507,7 @@ def resolve(
     on_wait: locking.WaitFn | None = None,
     lock_timeout: float | None = None,
     url: DatabaseURL | None = None,
-) -> tuple[audit.Run, Heads]:
+) -> tuple[Run, Heads]:
     """Settle a dirty database: the half-applied migration is now `outcome`.
 
     `applied`: the schema was completed by hand, so the version table moves past
@@ -570,7 +518,7 @@ def resolve(
     with _migration_lock(project, env, url, lock_timeout, on_wait):
         runs = audit.read_runs(url, project.tables)
         heads = database.read_heads(url, project.tables)
-        dirty = audit.dirty_run(runs, graph, heads)
+        dirty = dirty_run(runs, graph, heads)
         if dirty is None or dirty.dirty_revision is None:
             raise MigplanError(
                 f"{env.name}: the database is not dirty; nothing to resolve"

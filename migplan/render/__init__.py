@@ -7,16 +7,16 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from migplan.core.fleet import FleetPlan
+    from migplan.core.fleet import FleetResult
+    from migplan.core.fleet import MemberResult
     from migplan.core.planner import Plan
     from migplan.core.planner import Step
-    from migplan.db.audit import Run
-    from migplan.db.executor import ApplyResult
-    from migplan.db.executor import Progress
-    from migplan.service.fleet import FleetPlan
-    from migplan.service.fleet import FleetResult
-    from migplan.service.fleet import MemberResult
-    from migplan.service.status import EnvironmentStatus
-    from migplan.service.verify import Report
+    from migplan.core.results import ApplyResult
+    from migplan.core.results import Progress
+    from migplan.core.runs import Run
+    from migplan.core.status import EnvironmentStatus
+    from migplan.core.verify import Report
 
 
 def heads(revisions: Sequence[str]) -> str:
@@ -127,29 +127,6 @@ def apply_outcome(result: ApplyResult) -> str:
     return f"{verb} {n} step{'s' if n != 1 else ''}; {env} is at {heads(result.heads)}."
 
 
-def failure_message(result: ApplyResult) -> str:
-    """Return the one-line error of a failed apply: what failed, where the database is."""
-    assert result.failed is not None
-    failed = result.failed
-    what = f"{failed.step.direction} {failed.step.revision} failed: {failed.error}"
-    at = heads(result.heads)
-    if result.dirty:
-        return (
-            f"{what}; the database may be left half-way through {failed.step.revision} "
-            f"(its DDL is not transactional) and the version table says {at}: fix the "
-            f"schema, then run 'migplan resolve {result.plan.environment} --as applied' "
-            "or '--as reverted'"
-        )
-    if result.reverted or result.revert_failed:
-        if result.revert_failed is not None:
-            return (
-                f"{what}; rolling back also failed at {result.revert_failed.step.revision}: "
-                f"{result.revert_failed.error}; the database is at {at}"
-            )
-        return f"{what}; rolled back {len(result.reverted)} step(s); the database is back at {at}"
-    return f"{what}; the database is at {at}, the last migration that succeeded"
-
-
 def status_text(rows: Sequence[EnvironmentStatus]) -> str:
     """Return the status of every environment as a table (a Drift column when
     the rows were compared with the models)."""
@@ -236,24 +213,6 @@ def verify_text(report: Report) -> str:
     return "\n".join(lines)
 
 
-def dirty_message(run: Run, url: str | None = None) -> str:
-    """Say which migration left the database dirty, since when, and how to settle it."""
-    where = f"{url}: " if url else ""
-    error = f" ({run.error})" if run.error else " (the process stopped)"
-    return (
-        f"{where}the database is dirty: {run.dirty_direction} {run.dirty_revision} did not "
-        f"finish{error}, since {run.started_at} by {run.actor}@{run.host} pid {run.pid}; "
-        f"fix the schema by hand, then run 'migplan resolve {run.environment} --as applied' "
-        "or '--as reverted'"
-    )
-
-
-def modified_message(path: str, revision: str, refuse: bool) -> str:
-    """Say that an applied revision's file has changed since it was applied."""
-    end = "; on_modified: refuse" if refuse else ""
-    return f"{path} (revision {revision}) has changed since it was applied to this database{end}"
-
-
 def fleet_plan_text(plan: FleetPlan) -> str:
     """Return a fleet's plan: its databases grouped by where they are."""
     target = " ".join(plan.target)
@@ -331,17 +290,6 @@ def fleet_summary(result: FleetResult) -> str:
     if result.stopped:
         lines.append(f"Stopped starting databases: {result.stopped}.")
     return "\n".join(lines)
-
-
-def fleet_failure(result: FleetResult) -> str:
-    """Return the one-line error of a fleet apply that did not reach every target."""
-    failed = [r.name for r in result.results if r.outcome == "failed"]
-    left = result.count("not started")
-    tail = f"; {left} not started" if left else ""
-    return (
-        f"{len(failed)} database(s) failed ({', '.join(failed[:5])}){tail}; "
-        "run apply again to finish the rest"
-    )
 
 
 def _unprefixed(error: str, name: str) -> str:

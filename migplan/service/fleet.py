@@ -10,21 +10,26 @@ to a process, so one migration at a time runs in each).
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 import time
-from collections.abc import Callable
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED
 from concurrent.futures import Future
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait
-from dataclasses import dataclass
-from dataclasses import field
 from typing import TYPE_CHECKING
-from typing import Literal
 
+from migplan.core.fleet import FleetPlan
+from migplan.core.fleet import FleetResult
+from migplan.core.fleet import Group
+from migplan.core.fleet import Member
+from migplan.core.fleet import MemberPlan
+from migplan.core.fleet import MemberResult
+from migplan.core.fleet import Outcome
+from migplan.core.fleet import ResultFn
+from migplan.core.fleet import Shard
+from migplan.core.fleet import in_shard
 from migplan.core.url import DatabaseURL
 from migplan.db import database
 from migplan.errors import ConfigError
@@ -33,43 +38,8 @@ from migplan.errors import MigplanError
 
 if TYPE_CHECKING:
     from migplan.core.environment import Environment
-    from migplan.core.planner import Plan
     from migplan.core.revisions import Heads
     from migplan.project.config import Project
-
-Shard = tuple[int, int]
-"""(i, n): the i-th of n shards, 1-based."""
-
-
-@dataclass(frozen=True)
-class Member:
-    """One database of a fleet."""
-
-    name: str
-    """What users see and select it by: the masked URL, or the schema's name."""
-    url: DatabaseURL = field(repr=False)
-    schema: str | None = None
-
-
-def parse_shard(text: str) -> Shard:
-    """Read ``i/n`` (1 <= i <= n)."""
-    try:
-        i, n = (int(part) for part in text.split("/"))
-    except ValueError:
-        raise ConfigError(f"--shard {text!r}: expected i/n, e.g. 2/8") from None
-    if not 1 <= i <= n:
-        raise ConfigError(f"--shard {text!r}: i must be between 1 and n")
-    return i, n
-
-
-def in_shard(member: Member, shard: Shard | None) -> bool:
-    """Whether a member belongs to a shard: by a hash of its name, so that every
-    runner agrees whatever order it lists the fleet in."""
-    if shard is None:
-        return True
-    i, n = shard
-    digest = hashlib.sha256(member.name.encode()).digest()
-    return int.from_bytes(digest[:8], "big") % n == i - 1
 
 
 def members(env: Environment, shard: Shard | None = None) -> list[Member]:
@@ -144,70 +114,6 @@ def select(env: Environment, pattern: str) -> Member:
 # -- plan -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class MemberPlan:
-    """The plan of one member, or why it could not be made."""
-
-    member: Member
-    plan: Plan | None = None
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class Group:
-    """Members at the same revisions, which the same steps bring to the target."""
-
-    current: Heads
-    members: tuple[MemberPlan, ...]
-
-    @property
-    def plan(self) -> Plan | None:
-        """The plan every member of the group shares."""
-        return self.members[0].plan
-
-
-@dataclass(frozen=True)
-class FleetPlan:
-    """The plans of a fleet, grouped by where each database is."""
-
-    environment: str
-    target: tuple[str, ...]
-    groups: tuple[Group, ...]
-    errors: tuple[MemberPlan, ...]
-
-    @property
-    def size(self) -> int:
-        """How many databases were planned."""
-        return sum(len(g.members) for g in self.groups) + len(self.errors)
-
-    @property
-    def up_to_date(self) -> bool:
-        """Whether no database has anything to run (and none failed to plan)."""
-        return not self.errors and all(
-            g.plan is None or g.plan.up_to_date for g in self.groups
-        )
-
-    def to_dict(self) -> dict[str, object]:
-        """Return the JSON shape of the fleet plan."""
-        return {
-            "environment": self.environment,
-            "target": list(self.target),
-            "databases": self.size,
-            "up_to_date": self.up_to_date,
-            "groups": [
-                {
-                    "current": list(g.current),
-                    "databases": [m.member.name for m in g.members],
-                    "steps": [s.to_dict() for s in g.plan.steps] if g.plan else [],
-                }
-                for g in self.groups
-            ],
-            "errors": [
-                {"database": e.member.name, "error": e.error} for e in self.errors
-            ],
-        }
-
-
 def plan(
     project: Project, env: Environment, *, shard: Shard | None = None, workers: int = 16
 ) -> FleetPlan:
@@ -240,41 +146,6 @@ def plan(
 
 
 # -- apply ------------------------------------------------------------------------
-
-Outcome = Literal["applied", "up to date", "failed", "not started"]
-
-
-@dataclass(frozen=True)
-class MemberResult:
-    """How apply went on one member."""
-
-    name: str
-    outcome: Outcome
-    before: Heads | None = None
-    after: Heads | None = None
-    seconds: float = 0.0
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class FleetResult:
-    """How apply went on the whole fleet."""
-
-    results: tuple[MemberResult, ...]
-    stopped: str | None = None
-    """Why apply stopped starting databases, if it did."""
-
-    def count(self, outcome: Outcome) -> int:
-        """How many members ended with `outcome`."""
-        return sum(1 for r in self.results if r.outcome == outcome)
-
-    @property
-    def ok(self) -> bool:
-        """Whether every member is at its target."""
-        return all(r.outcome in ("applied", "up to date") for r in self.results)
-
-
-ResultFn = Callable[[MemberResult, int, int], None]
 
 
 def apply(
@@ -366,15 +237,13 @@ def apply_member(
         )
     seconds = time.perf_counter() - started
     if not result.ok:
-        from migplan import render
-
         return MemberResult(
             member.name,
             "failed",
             before,
             result.heads,
             seconds,
-            render.failure_message(result),
+            result.failure_message(),
         )
     outcome: Outcome = "applied" if result.done else "up to date"
     return MemberResult(member.name, outcome, before, result.heads, seconds)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from migplan.core import planner
+from migplan.core.runs import dirty_run
+from migplan.core.status import EnvironmentStatus
 from migplan.db import audit
 from migplan.db import database
 from migplan.errors import MigplanError
@@ -14,50 +15,9 @@ from migplan.service import fleet
 
 if TYPE_CHECKING:
     from migplan.core.environment import Environment
-    from migplan.core.revisions import Heads
     from migplan.core.revisions import RevisionGraph
     from migplan.core.url import DatabaseURL
     from migplan.project.config import Project
-
-
-@dataclass(frozen=True)
-class EnvironmentStatus:
-    """Where one environment's database is, against its target."""
-
-    environment: str
-    url: str
-    target: tuple[str, ...]
-    current: Heads | None = None
-    upgrades: int = 0
-    downgrades: int = 0
-    error: str | None = None
-    dirty: str | None = None
-    """The half-applied step, when a migration left the database dirty."""
-    drift: int | None = None
-    """How many differences from the models (with --drift); None: not compared."""
-
-    @property
-    def state(self) -> str:
-        """``up to date``, ``pending``, ``dirty`` or ``error``."""
-        if self.error is not None:
-            return "error"
-        if self.dirty is not None:
-            return "dirty"
-        return "pending" if self.upgrades or self.downgrades else "up to date"
-
-    def to_dict(self) -> dict[str, object]:
-        """Return the JSON shape of this row."""
-        return {
-            "environment": self.environment,
-            "url": self.url,
-            "current": None if self.current is None else list(self.current),
-            "target": list(self.target),
-            "state": self.state,
-            "pending": {"upgrade": self.upgrades, "downgrade": self.downgrades},
-            "error": self.error,
-            "dirty": self.dirty,
-            "drift": self.drift,
-        }
 
 
 def collect(
@@ -134,7 +94,7 @@ def environment_status(
         current = database.read_heads(url, project.tables)
         plan = planner.make_plan(graph, current, env.target, environment=env.name)
         runs = audit.read_runs(url, project.tables)
-        dirty = audit.dirty_run(runs, graph, current)
+        dirty = dirty_run(runs, graph, current)
     except MigplanError as err:
         return EnvironmentStatus(env.name, shown, env.target, error=str(err))
     return EnvironmentStatus(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,7 +12,12 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from migplan.core import planner
+from migplan.core.drift import Difference
 from migplan.core.url import DatabaseURL
+from migplan.core.verify import Report
+from migplan.core.verify import RevisionCheck
+from migplan.core.verify import Schema
+from migplan.core.verify import difference
 from migplan.db import database
 from migplan.db import drift
 from migplan.db import executor
@@ -23,32 +27,6 @@ if TYPE_CHECKING:
     from migplan.core.environment import Environment
     from migplan.core.planner import Step
     from migplan.project.config import Project
-
-Schema = dict[str, dict[str, object]]
-
-
-@dataclass(frozen=True)
-class RevisionCheck:
-    """How one revision's round trip went."""
-
-    revision: str
-    message: str
-    problem: str | None = None
-
-
-@dataclass(frozen=True)
-class Report:
-    """Everything verify found."""
-
-    checks: tuple[RevisionCheck, ...]
-    heads: tuple[str, ...]
-    drift: tuple[drift.Difference, ...] | None
-    problems: tuple[str, ...]
-
-    @property
-    def ok(self) -> bool:
-        """Whether the graph passed every check."""
-        return not self.problems
 
 
 def reflect(url: DatabaseURL, ignore: set[str]) -> Schema:
@@ -94,20 +72,6 @@ def reflect(url: DatabaseURL, ignore: set[str]) -> Schema:
         engine.dispose()
 
 
-def difference(before: Schema, after: Schema) -> str:
-    """Describe how two snapshots differ, in one line."""
-    parts = []
-    for table in sorted(set(before) - set(after)):
-        parts.append(f"table {table} missing")
-    for table in sorted(set(after) - set(before)):
-        parts.append(f"table {table} left behind")
-    for table in sorted(set(before) & set(after)):
-        for key in before[table]:
-            if before[table][key] != after[table][key]:
-                parts.append(f"{table} {key.replace('_', ' ')} differ")
-    return "; ".join(parts)
-
-
 def verify(
     project: Project,
     env: Environment,
@@ -149,7 +113,7 @@ def verify(
                     f"stopped at {step.revision}: {left} later revision(s) not checked"
                 )
                 break
-        differences: tuple[drift.Difference, ...] | None = None
+        differences: tuple[Difference, ...] | None = None
         if project.app or project.metadata:
             differences = tuple(drift.environment_drift(project, scratch))
             if differences:
