@@ -160,7 +160,7 @@ def plan_command(
 ) -> None:
     """Show the steps that would bring ENV to its target."""
     from migplan import render
-    from migplan.service import api
+    from migplan.service import planning
 
     project = state.project
     env = project.environment(env_name)
@@ -185,7 +185,7 @@ def plan_command(
             sys.exit(EXIT_CHANGES)
         return
     shown, url = _one(env, database_name)
-    plan = api.plan(project, env, url=url)
+    plan = planning.plan(project, env, url=url)
     if out:
         _save_plan(plan, url, Path(out))
     if as_json:
@@ -211,9 +211,9 @@ def _one(env: Environment, database_name: str | None) -> tuple[str, DatabaseURL]
     the environment's, or in a fleet the one --database names."""
     if database_name is None:
         return env.url.display, env.url
-    from migplan.service import fleet
+    from migplan.service import membership
 
-    member = fleet.select(env, database_name)
+    member = membership.select(env, database_name)
     return member.name, member.url
 
 
@@ -259,7 +259,7 @@ def apply_command(
 ) -> None:
     """Bring ENV to its target: show the plan, then run it."""
     from migplan import render
-    from migplan.db import executor
+    from migplan.service import execution
 
     project = state.project
     env = project.environment(env_name)
@@ -274,14 +274,14 @@ def apply_command(
 
         plan = saved.load(Path(plan_file), project, env, url)
     else:
-        from migplan.service import api
+        from migplan.service import planning
 
-        plan = api.plan(project, env, url=url)
+        plan = planning.plan(project, env, url=url)
     click.echo(render.plan_text(plan, shown))
     if plan.up_to_date:
         return
     _confirm(env, "apply", yes)
-    result = executor.apply(
+    result = execution.apply(
         project,
         env,
         project.graph,
@@ -401,9 +401,9 @@ def rollback_command(
     """Downgrade ENV, within its rollback policy."""
     from migplan import render
     from migplan.core import policy
-    from migplan.db import executor
     from migplan.errors import PolicyViolation
-    from migplan.service import api
+    from migplan.service import execution
+    from migplan.service import planning
 
     if (to is None) == (steps is None):
         raise click.UsageError("give exactly one of --to REV or --steps N")
@@ -411,7 +411,7 @@ def rollback_command(
     env = project.environment(env_name)
     graph = project.graph
     shown, url = _one(env, database_name)
-    plan = api.rollback_plan(project, env, to=to, steps=steps, url=url)
+    plan = planning.rollback_plan(project, env, to=to, steps=steps, url=url)
     click.echo(render.plan_json(plan) if as_json else render.plan_text(plan, shown))
     violations = policy.check_rollback(plan, env)
     if violations:
@@ -419,7 +419,7 @@ def rollback_command(
     if dry_run or plan.up_to_date:
         return
     _confirm(env, "roll back", yes)
-    result = executor.apply(
+    result = execution.apply(
         project,
         env,
         graph,
@@ -489,9 +489,9 @@ def _databases(
     """(name, URL) of each database a per-database command looks at: every one of
     a fleet, unless --database picks one."""
     if env.is_fleet and database_name is None:
-        from migplan.service import fleet
+        from migplan.service import membership
 
-        return [(m.name, m.url) for m in fleet.members(env)]
+        return [(m.name, m.url) for m in membership.members(env)]
     return [_one(env, database_name)]
 
 
@@ -541,12 +541,12 @@ def resolve_command(
 ) -> None:
     """Settle a database left dirty by a migration that stopped half-way."""
     from migplan import render
-    from migplan.db import executor
+    from migplan.service import execution
 
     project = state.project
     env = project.environment(env_name)
     _confirm(env, "resolve", yes)
-    run, heads = executor.resolve(
+    run, heads = execution.resolve(
         project,
         env,
         project.graph,
@@ -642,7 +642,7 @@ def promote_command(state: State, source: str, destination: str) -> None:
     """Set DESTINATION's target to SOURCE's current revision, and show its plan."""
     from migplan import render
     from migplan.project import config
-    from migplan.service import api
+    from migplan.service import planning
     from migplan.service import promote
 
     project = state.project
@@ -659,7 +659,7 @@ def promote_command(state: State, source: str, destination: str) -> None:
 
         click.echo(render.fleet_plan_text(fleet.plan(project, env)))
     else:
-        click.echo(render.plan_text(api.plan(project, env), env.url.display))
+        click.echo(render.plan_text(planning.plan(project, env), env.url.display))
 
 
 @cli.command("graph")
@@ -685,10 +685,10 @@ def promote_command(state: State, source: str, destination: str) -> None:
 def graph_command(state: State, fmt: str, collapse: int, no_databases: bool) -> None:
     """Draw the revision graph, with each environment's current and target marked."""
     from migplan.render import graphview
-    from migplan.service import api
+    from migplan.service import planning
 
     project = state.project
-    markers, errors = ([], []) if no_databases else api.positions(project)
+    markers, errors = ([], []) if no_databases else planning.positions(project)
     for error in errors:
         click.echo(f"warning: {error}", err=True)
     draw = {

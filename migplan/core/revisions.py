@@ -27,6 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import Literal
 
 from migplan.core import lint
 from migplan.errors import NotAncestor
@@ -1002,3 +1003,18 @@ def as_revisions(value: object) -> tuple[str, ...]:
     if isinstance(value, (tuple, list)) and all(isinstance(v, str) for v in value):
         return tuple(value)
     raise TypeError(f"not a revision or a sequence of revisions: {value!r}")
+
+
+@dataclass(frozen=True)
+class Marker:
+    """An environment's position on the graph."""
+
+    environment: str
+    kind: Literal["current", "target"]
+    revisions: tuple[str, ...]
+    """Resolved revisions; ``()`` is base."""
+
+    @property
+    def label(self) -> str:
+        """Return ``prod: current``."""
+        return f"{self.environment}: {self.kind}"

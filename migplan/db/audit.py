@@ -17,11 +17,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from migplan import __version__
-from migplan.core import policy
 from migplan.core.runs import Run
-from migplan.core.runs import dirty_run
-from migplan.core.runs import modified_message
-from migplan.core.runs import modified_revisions
 from migplan.core.runs import run_from_row
 from migplan.db import database
 from migplan.errors import DatabaseError
@@ -31,15 +27,12 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
     from sqlalchemy.engine import Engine
 
-    from migplan.core.environment import Environment
     from migplan.core.environment import Tables
     from migplan.core.planner import Plan
-    from migplan.core.policy import Verdict
     from migplan.core.results import Progress
     from migplan.core.results import StepResult
     from migplan.core.revisions import Heads
     from migplan.core.url import DatabaseURL
-    from migplan.project.config import Project
 
 
 def actor() -> str:
@@ -262,54 +255,3 @@ def mark_resolved(url: DatabaseURL, tables: Tables, run_id: int) -> None:
             .values(resolved_at=now())
         )
         connection.commit()
-
-
-def verdict(
-    project: Project,
-    env: Environment,
-    plan: Plan,
-    url: DatabaseURL,
-    *,
-    action: str = "apply",
-    locked: bool = False,
-) -> Verdict:
-    """Return what refuses or warns about running `plan` on the database at `url`:
-    the environment's policy, a dirty database, applied files changed since.
-
-    Without the lock (`locked`), a run still going on is in progress, not dirty.
-    """
-    runs = read_runs(url, project.tables) if database.exists(url) else []
-    graph = project.graph
-    dirty = dirty_run(runs, graph, plan.current)
-    if dirty is not None and dirty.outcome == "running" and not locked:
-        from migplan.db import locking
-
-        busy = locking.holder(url, project.tables)
-        if busy is not None:
-            return policy.Verdict(
-                warnings=(
-                    policy.Violation(
-                        "in progress",
-                        f"another migplan is applying {dirty.dirty_revision} right now "
-                        f"({busy}); apply will wait for it",
-                    ),
-                )
-            )
-    refuse = env.on_modified == "refuse"
-    modified = [
-        modified_message(graph.relative_path(rev), rev, refuse)
-        for rev in modified_revisions(graph, plan.current, runs)
-    ]
-    unpromoted: list[str] = []
-    if env.requires is not None and action == "apply" and plan.steps:
-        from migplan.service import promote
-
-        unpromoted = promote.missing(project, env, plan.after)
-    return policy.preflight(
-        plan,
-        env,
-        action=action,
-        dirty=dirty.dirty_message() if dirty else None,
-        modified=modified,
-        unpromoted=unpromoted,
-    )

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from typing import Literal
 
 if TYPE_CHECKING:
+    from migplan.core.revisions import Marker
     from migplan.core.revisions import RevisionGraph
 
 SHORT = 12
@@ -25,21 +25,6 @@ _RUN = ":run:"
 # and "%%" cannot start a directive
 _MERMAID_ESCAPES = {ch: f"#{ord(ch)};" for ch in '"#%&<>[]{}|`\\'}
 _COLORS = {"current": "#d4edda", "target": "#dbe9ff"}
-
-
-@dataclass(frozen=True)
-class Marker:
-    """An environment's position on the graph."""
-
-    environment: str
-    kind: Literal["current", "target"]
-    revisions: tuple[str, ...]
-    """Resolved revisions; ``()`` is base."""
-
-    @property
-    def label(self) -> str:
-        """Return ``prod: current``."""
-        return f"{self.environment}: {self.kind}"
 
 
 @dataclass(frozen=True)

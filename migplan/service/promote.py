@@ -25,10 +25,10 @@ if TYPE_CHECKING:
 
 def applied_everywhere(project: Project, env: Environment) -> set[str] | None:
     """The revisions applied in every database of `env` (None: none could be read)."""
-    from migplan.service import fleet
+    from migplan.service import membership
 
     common: set[str] | None = None
-    for member in fleet.members(env):
+    for member in membership.members(env):
         current = database.read_heads(member.url, project.tables)
         applied = project.graph.ancestors(current)
         common = applied if common is None else common & applied
@@ -48,10 +48,10 @@ def missing(project: Project, env: Environment, after: Heads) -> list[str]:
 
 def current_target(project: Project, source: Environment) -> Heads:
     """The revisions to promote from `source`: its database's current heads."""
-    from migplan.service import fleet
+    from migplan.service import membership
 
     found: set[Heads] = set()
-    for member in fleet.members(source):
+    for member in membership.members(source):
         found.add(database.read_heads(member.url, project.tables))
     if len(found) != 1:
         raise MigplanError(

@@ -11,7 +11,7 @@ from migplan.core.status import EnvironmentStatus
 from migplan.db import audit
 from migplan.db import database
 from migplan.errors import MigplanError
-from migplan.service import fleet
+from migplan.service import membership
 
 if TYPE_CHECKING:
     from migplan.core.environment import Environment
@@ -36,7 +36,7 @@ def collect(
             rows.append((env, None, None))
             continue
         try:
-            rows += [(env, m.name, m.url) for m in fleet.members(env)]
+            rows += [(env, m.name, m.url) for m in membership.members(env)]
         except MigplanError as err:
             rows.append(EnvironmentStatus(env.name, "?", env.target, error=str(err)))
 

@@ -66,7 +66,7 @@ def _database_problems(project: Project, env: Environment) -> list[str]:
     """Read ENV's current revisions, plan its target from them, and report what
     apply would refuse or warn about (a dirty database, an applied revision file
     edited since)."""
-    from migplan.service import api
+    from migplan.service import planning
 
     try:
         url = env.url
@@ -74,7 +74,7 @@ def _database_problems(project: Project, env: Environment) -> list[str]:
         return [str(err)]
     try:
         # a SQLite file that does not exist is at base, and is not created
-        plan = api.plan(project, env, url=url)
+        plan = planning.plan(project, env, url=url)
     except MigplanError as err:
         return [f"environment {env.name!r}: {err}"]
     return [f"environment {env.name!r}: {note}" for note in plan.notes]

@@ -1,4 +1,4 @@
-"""The operations other tools import: read a database, plan, with every warning.
+"""Planning a database's steps, with everything apply would refuse or warn about.
 
 `migplan.cli` is a thin layer over these and over `executor.apply`.
 """
@@ -9,14 +9,21 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from migplan.core import planner
+from migplan.core import policy
+from migplan.core.revisions import Marker
+from migplan.core.runs import dirty_run
+from migplan.core.runs import modified_message
+from migplan.core.runs import modified_revisions
 from migplan.db import audit
 from migplan.db import database
 from migplan.errors import MigplanError
-from migplan.render import graphview
+from migplan.service import membership
+from migplan.service import promote
 
 if TYPE_CHECKING:
     from migplan.core.environment import Environment
     from migplan.core.planner import Plan
+    from migplan.core.policy import Verdict
     from migplan.core.url import DatabaseURL
     from migplan.project.config import Project
 
@@ -36,7 +43,7 @@ def plan(project: Project, env: Environment, *, url: DatabaseURL | None = None) 
         environment=env.name,
         dialect=url.dialect,
     )
-    notes = audit.verdict(project, env, made, url).notes()
+    notes = preflight(project, env, made, url).notes()
     return dataclasses.replace(made, notes=made.notes + notes)
 
 
@@ -66,30 +73,28 @@ def rollback_plan(
         environment=env.name,
         dialect=url.dialect,
     )
-    notes = audit.verdict(project, env, made, url, action="rollback").notes()
+    notes = preflight(project, env, made, url, action="rollback").notes()
     return dataclasses.replace(made, notes=made.notes + notes)
 
 
-def positions(project: Project) -> tuple[list[graphview.Marker], list[str]]:
+def positions(project: Project) -> tuple[list[Marker], list[str]]:
     """Each environment's current and target revisions, for `migplan graph`, read
     concurrently; an environment that cannot be read gives an error instead."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from migplan.service import fleet
-
     graph = project.graph
     graph.heads  # noqa: B018 - resolve the graph once, before the threads share it
 
-    def one(env: Environment) -> tuple[list[graphview.Marker], str | None]:
+    def one(env: Environment) -> tuple[list[Marker], str | None]:
         try:
-            plans = [plan(project, env, url=m.url) for m in fleet.members(env)]
+            plans = [plan(project, env, url=m.url) for m in membership.members(env)]
         except MigplanError as err:
             return [], f"{env.name}: {err}"
         current = tuple(sorted({rev for p in plans for rev in p.current}))
         after = tuple(sorted({rev for p in plans for rev in p.after}))
         return [
-            graphview.Marker(env.name, "current", current),
-            graphview.Marker(env.name, "target", after),
+            Marker(env.name, "current", current),
+            Marker(env.name, "target", after),
         ], None
 
     envs = list(project.environments.values())
@@ -97,3 +102,52 @@ def positions(project: Project) -> tuple[list[graphview.Marker], list[str]]:
         results = list(pool.map(one, envs))
     markers = [m for found, _ in results for m in found]
     return markers, [error for _, error in results if error]
+
+
+def preflight(
+    project: Project,
+    env: Environment,
+    plan: Plan,
+    url: DatabaseURL,
+    *,
+    action: str = "apply",
+    locked: bool = False,
+) -> Verdict:
+    """Return what refuses or warns about running `plan` on the database at `url`:
+    the environment's policy, a dirty database, applied files changed since.
+
+    Without the lock (`locked`), a run still going on is in progress, not dirty.
+    """
+    runs = audit.read_runs(url, project.tables) if database.exists(url) else []
+    graph = project.graph
+    dirty = dirty_run(runs, graph, plan.current)
+    if dirty is not None and dirty.outcome == "running" and not locked:
+        from migplan.db import locking  # SQLAlchemy: only when a run is going on
+
+        busy = locking.holder(url, project.tables)
+        if busy is not None:
+            return policy.Verdict(
+                warnings=(
+                    policy.Violation(
+                        "in progress",
+                        f"another migplan is applying {dirty.dirty_revision} right now "
+                        f"({busy}); apply will wait for it",
+                    ),
+                )
+            )
+    refuse = env.on_modified == "refuse"
+    modified = [
+        modified_message(graph.relative_path(rev), rev, refuse)
+        for rev in modified_revisions(graph, plan.current, runs)
+    ]
+    unpromoted: list[str] = []
+    if env.requires is not None and action == "apply" and plan.steps:
+        unpromoted = promote.missing(project, env, plan.after)
+    return policy.preflight(
+        plan,
+        env,
+        action=action,
+        dirty=dirty.dirty_message() if dirty else None,
+        modified=modified,
+        unpromoted=unpromoted,
+    )
