@@ -48,13 +48,13 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
+from migplan.core.graph import RevisionGraph
 from migplan.core.planner import make_plan
 from migplan.core.revisions import RevisionFile
-from migplan.core.revisions import RevisionGraph
-from migplan.core.revisions import load_graph
 from migplan.db.executor import run_steps
 from migplan.errors import MigplanError
 from migplan.project.config import load_config
+from migplan.project.history import load_graph
 
 ENV_PY = (
     Path(__file__).parent.parent / "migplan" / "templates" / "migplan" / "env.py"
@@ -537,7 +537,7 @@ def check(case: Case) -> None:
         current = heads(start)
 
         project = load_config(root / "migplan.yaml")
-        graph = load_graph(project)
+        graph = load_graph(project.migrations, project.ini, project.root)
         plan = plan_or_refusal(graph, current, case.target)
         expected = alembic_runs(migrations, start, case.revs, case.target)
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from migplan.core.graph import RevisionGraph
 from migplan.core.revisions import Marker
 from migplan.core.revisions import RevisionFile
-from migplan.core.revisions import RevisionGraph
 from migplan.render.graphview import ascii_graph
 from migplan.render.graphview import dot
 from migplan.render.graphview import mermaid

@@ -14,7 +14,7 @@ ALLOWED = {
     "flask": {"db.appload"},
     "flask_sqlalchemy": {"db.appload"},
     "alembic": {
-        "core.revisions",
+        "compat",
         "db.scripts",
         "db.database",
         "db.executor",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from migplan.core.graph import RevisionGraph
 from migplan.core.planner import make_downgrade_plan
 from migplan.core.planner import make_plan
-from migplan.core.revisions import RevisionGraph
 from migplan.errors import TargetError
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from conftest import linear_project
 
-from migplan.core.revisions import read_revision_file
 from migplan.errors import RevisionGraphError
 from migplan.project import cache
 from migplan.project.config import load_config
+from migplan.project.revision_files import read as read_revision_file
 
 
 def write(path: Path, text: str) -> Path:

@@ -272,9 +272,9 @@ def test_a_run_killed_after_its_last_step_committed_is_not_dirty(project, mysql_
     # the process died between a migration's commit and the next step: the row
     # still names that migration, but the version table shows it finished
     from migplan.core.environment import Tables
+    from migplan.core.graph import RevisionGraph
     from migplan.core.planner import make_plan
     from migplan.core.results import Progress
-    from migplan.core.revisions import RevisionGraph
     from migplan.core.url import DatabaseURL
     from migplan.db import audit
 

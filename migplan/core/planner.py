@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Literal
 
+from migplan.core.graph import RevisionGraph
+from migplan.core.lint import Analysis
 from migplan.core.lint import Finding
 from migplan.core.revisions import Heads
-from migplan.core.revisions import RevisionGraph
 from migplan.errors import NotAncestor
 from migplan.errors import TargetError
 
@@ -116,15 +118,23 @@ class Plan:
         }
 
 
-def make_plan(
-    graph: RevisionGraph,
-    current: Sequence[str],
-    target: Sequence[str],
-    *,
-    environment: str = "",
-    dialect: str | None = None,
-) -> Plan:
-    """Return the plan that brings a database at `current` to `target`.
+@dataclass(frozen=True)
+class Route:
+    """The revisions a plan runs, in order, before they are described as steps."""
+
+    current: Heads
+    target: tuple[str, ...]
+    moves: tuple[tuple[str, bool], ...]
+    """(revision, is_upgrade), in the order they run."""
+
+    @property
+    def revisions(self) -> list[str]:
+        """The revisions the route runs, in order."""
+        return [revision for revision, _ in self.moves]
+
+
+def route(graph: RevisionGraph, current: Sequence[str], target: Sequence[str]) -> Route:
+    """Return the route that brings a database at `current` to `target`.
 
     A target at or above the current revisions is reached as `alembic upgrade`
     would reach it; one below, as `alembic downgrade` would; a list target may
@@ -143,7 +153,27 @@ def make_plan(
             routed += down
             heads = graph.heads_after(heads, down)
         routed += [(rev, True) for rev in graph.upgrade_revisions(target, heads)]
-    return _plan(graph, environment, start, target, routed, dialect)
+    return Route(start, target, tuple(routed))
+
+
+def make_plan(
+    graph: RevisionGraph,
+    current: Sequence[str],
+    target: Sequence[str],
+    *,
+    environment: str = "",
+    dialect: str | None = None,
+    analyses: Mapping[str, Analysis] | None = None,
+) -> Plan:
+    """Return the plan that brings a database at `current` to `target` (see
+    `route`); `analyses` are the lint findings of its revisions, by revision."""
+    return plan_route(
+        graph,
+        route(graph, current, target),
+        environment=environment,
+        dialect=dialect,
+        analyses=analyses,
+    )
 
 
 def _route(
@@ -198,8 +228,20 @@ def make_downgrade_plan(
     *,
     environment: str = "",
     dialect: str | None = None,
+    analyses: Mapping[str, Analysis] | None = None,
 ) -> Plan:
     """Return the plan of `alembic downgrade TO` (a revision, `base` or `-N`)."""
+    return plan_route(
+        graph,
+        route_down(graph, current, to),
+        environment=environment,
+        dialect=dialect,
+        analyses=analyses,
+    )
+
+
+def route_down(graph: RevisionGraph, current: Sequence[str], to: str) -> Route:
+    """Return the route of `alembic downgrade TO` (a revision, `base` or `-N`)."""
     heads = check_current(graph, current)
     if not heads:
         raise TargetError("the database is at base: there is nothing to roll back")
@@ -217,23 +259,14 @@ def make_downgrade_plan(
                 "there are not that many below it"
             ) from err
         raise
-    return _plan(
-        graph, environment, heads, (to,), [(r, False) for r in revisions], dialect
-    )
+    return Route(heads, (to,), tuple((r, False) for r in revisions))
 
 
-def plan_steps(
-    graph: RevisionGraph,
-    environment: str,
-    current: Heads,
-    target: tuple[str, ...],
-    steps: Sequence[Step],
-    *,
-    notes: tuple[str, ...] = (),
-) -> Plan:
-    """Return a plan of given steps (a saved plan, the inverse of a failed apply)."""
-    routed = [(s.revision, s.is_upgrade) for s in steps]
-    return _plan(graph, environment, current, target, routed, None, notes=notes)
+def steps_route(
+    current: Heads, target: tuple[str, ...], steps: Sequence[Step]
+) -> Route:
+    """Return the route of given steps (a saved plan, the inverse of a failed apply)."""
+    return Route(current, target, tuple((s.revision, s.is_upgrade) for s in steps))
 
 
 def check_current(graph: RevisionGraph, current: Sequence[str]) -> Heads:
@@ -249,21 +282,22 @@ def check_current(graph: RevisionGraph, current: Sequence[str]) -> Heads:
     return heads
 
 
-def _plan(
+def plan_route(
     graph: RevisionGraph,
-    environment: str,
-    current: Heads,
-    target: tuple[str, ...],
-    routed: Sequence[tuple[str, bool]],
-    dialect: str | None,
-    notes: tuple[str, ...] = (),
+    route: Route,
+    *,
+    environment: str = "",
+    dialect: str | None = None,
+    analyses: Mapping[str, Analysis] | None = None,
 ) -> Plan:
+    """Describe a route as the steps of a plan, flagged by the lint `analyses` of
+    its revisions (by revision; a revision without one has no flags)."""
     steps = []
-    analyses = graph.analyses([revision for revision, _ in routed])
-    for revision, is_upgrade in routed:
+    for revision, is_upgrade in route.moves:
         file = graph.get(revision)
         direction: Direction = "upgrade" if is_upgrade else "downgrade"
-        findings = analyses[revision].findings(direction)
+        analysis = (analyses or {}).get(revision)
+        findings = analysis.findings(direction) if analysis else ()
         if dialect != "postgresql":
             findings = tuple(f for f in findings if f.kind != "locking")
         steps.append(
@@ -277,5 +311,5 @@ def _plan(
                 findings=findings,
             )
         )
-    after = graph.heads_after(current, routed)
-    return Plan(environment, current, target, after, tuple(steps), notes)
+    after = graph.heads_after(route.current, route.moves)
+    return Plan(environment, route.current, route.target, after, tuple(steps))

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from migplan.core.graph import RevisionGraph
 from migplan.core.revisions import Heads
-from migplan.core.revisions import RevisionGraph
 
 
 @dataclass(frozen=True)

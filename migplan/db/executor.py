@@ -18,6 +18,7 @@ from typing import Literal
 from alembic.runtime.environment import EnvironmentContext
 from alembic.util import CommandError
 
+from migplan import compat
 from migplan.core.planner import Plan
 from migplan.core.planner import Step
 from migplan.core.results import Progress
@@ -42,8 +43,8 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from migplan.core.environment import Environment
+    from migplan.core.graph import RevisionGraph
     from migplan.core.revisions import Heads
-    from migplan.core.revisions import RevisionGraph
     from migplan.project.config import Project
 
 
@@ -127,10 +128,8 @@ class _MigplanEnvironment(EnvironmentContext):
 
 
 # `alembic.context` proxies to the running EnvironmentContext; let it proxy to
-# this subclass the same way (the proxy set-up is keyed by class)
-_MigplanEnvironment._setups[_MigplanEnvironment] = EnvironmentContext._setups[
-    EnvironmentContext
-]
+# this subclass the same way
+compat.share_proxy(_MigplanEnvironment)
 
 
 def _qualified(table: str, schema: str | None) -> str:
@@ -140,7 +139,7 @@ def _qualified(table: str, schema: str | None) -> str:
 def load_modules(graph: RevisionGraph, steps: Sequence[Step]) -> None:
     """Import every module a plan runs, so that a broken file fails before any runs."""
     for step in steps:
-        script = graph.map.get_revision(step.revision)
+        script = scripts.script_map(graph).get_revision(step.revision)
         try:
             module = script.module  # type: ignore[union-attr]
         except Exception as err:  # a revision file may raise anything on import
@@ -175,7 +174,7 @@ def run_steps(
     load_modules(graph, steps)
     url = url or env.url
     config = scripts.alembic_config(project, url)
-    script = graph.script_directory(config)
+    script = scripts.script_directory(config, graph)
     done: list[StepResult] = []
     failed: list[StepResult] = []
     total = len(steps)
@@ -210,8 +209,8 @@ def run_steps(
             )
         out = []
         for index, step in enumerate(steps, start=1):
-            migration = graph.migration_step(
-                step.revision, step.is_upgrade, runnable=True
+            migration = compat.revision_step(
+                script.revision_map, step.revision, step.is_upgrade, runnable=True
             )
             migration.migration_fn = timed(index, step, migration.migration_fn)
             out.append(migration)
@@ -309,13 +308,15 @@ def render_sql(
     load_modules(graph, plan.steps)
     url = url or env.url
     config = scripts.alembic_config(project, url)
-    script = graph.script_directory(config)
+    script = scripts.script_directory(config, graph)
     buffer = io.StringIO()
     ends: list[int] = []
 
     def fn(heads: Sequence[str], context: MigrationContext) -> list[RevisionStep]:
         return [
-            graph.migration_step(step.revision, step.is_upgrade, runnable=True)
+            compat.revision_step(
+                script.revision_map, step.revision, step.is_upgrade, runnable=True
+            )
             for step in plan.steps
         ]
 

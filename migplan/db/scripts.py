@@ -1,26 +1,27 @@
 """A project's Alembic Config and ScriptDirectory: the ini file, the script
-location, the URL, and the revision files exactly as Alembic lists them."""
+location, the URL, and the revisions migplan has already read."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
+import threading
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from alembic.config import Config
-from alembic.script import Script
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
 
+from migplan import compat
 from migplan.db import database
-from migplan.errors import RevisionGraphError
 
 if TYPE_CHECKING:
     from typing import TextIO
 
-    from migplan.core.revisions import RevisionFile
+    from alembic.script import ScriptDirectory
+    from alembic.script.revision import RevisionMap
+
+    from migplan.core.graph import RevisionGraph
     from migplan.core.url import DatabaseURL
     from migplan.project.config import Project
 
@@ -58,56 +59,28 @@ def alembic_config(
     return config
 
 
-def script_directory(config: Config) -> ScriptDirectory:
-    """Return Alembic's ScriptDirectory, turning its errors into ours."""
-    try:
-        return ScriptDirectory.from_config(config)
-    except CommandError as err:
-        raise RevisionGraphError(str(err)) from err
+def script_directory(config: Config, graph: RevisionGraph) -> ScriptDirectory:
+    """Return Alembic's ScriptDirectory for `config`, sharing `graph`'s revisions
+    (Alembic does not read the files again)."""
+    script: ScriptDirectory = compat.script_directory(config)
+    script.revision_map = script_map(graph)
+    return script
 
 
-def revision_paths(project: Project) -> list[Path]:
-    """Return the revision files Alembic would load, in Alembic's order."""
-    from alembic.script.base import _only_source_rev_file
-
-    script = script_directory(alembic_config(project))
-    seen: set[Path] = set()
-    paths: list[Path] = []
-    for location in script._version_locations:
-        if not location.exists():
-            continue
-        for path in Script._list_py_dir(script, location):
-            if not _only_source_rev_file.match(path.name):
-                continue
-            real = path.resolve()
-            if real not in seen:
-                seen.add(real)
-                paths.append(real)
-    return paths
+_maps: weakref.WeakKeyDictionary[RevisionGraph, RevisionMap] = (
+    weakref.WeakKeyDictionary()
+)
+_maps_lock = threading.Lock()
 
 
-def is_sourceless(project: Project) -> bool:
-    """Whether Alembic is told to load compiled revision files."""
-    return script_directory(alembic_config(project)).sourceless
-
-
-def from_modules(project: Project) -> Iterator[RevisionFile]:
-    """Read revisions by importing them, as Alembic does (compiled-only files)."""
-    from alembic.script import revision as alembic_revision
-
-    from migplan.core.revisions import RevisionFile
-    from migplan.core.revisions import as_revisions
-
-    script = script_directory(alembic_config(project))
-    try:
-        for rev in script.walk_revisions():
-            yield RevisionFile(
-                rev.revision,
-                tuple(rev._versioned_down_revisions),
-                Path(rev.path),
-                rev.longdoc,
-                tuple(sorted(rev.branch_labels)),
-                as_revisions(rev.dependencies),
+def script_map(graph: RevisionGraph) -> RevisionMap:
+    """Alembic's RevisionMap of `graph` as Script objects, made once per graph:
+    each imports its revision file only when its migration runs."""
+    with _maps_lock:
+        found = _maps.get(graph)
+        if found is None:
+            found = _maps[graph] = compat.script_map(
+                (node, graph.get(node[0]).path, graph.get(node[0]).longdoc)
+                for node in graph.nodes()
             )
-    except (CommandError, alembic_revision.RevisionError) as err:
-        raise RevisionGraphError(str(err)) from err
+        return found

@@ -38,7 +38,7 @@ from migplan.project import cache
 if TYPE_CHECKING:
     import jsonschema
 
-    from migplan.core.revisions import RevisionGraph
+    from migplan.core.graph import RevisionGraph
 
 CONFIG_NAME = "migplan.yaml"
 CONFIG_ENV_VAR = "MIGPLAN_CONFIG"
@@ -101,9 +101,9 @@ class Project:
     @functools.cached_property
     def graph(self) -> RevisionGraph:
         """The revision graph of the migrations folder, read on first use."""
-        from migplan.core import revisions
+        from migplan.project import history
 
-        return revisions.load_graph(self)
+        return history.load_graph(self.migrations, self.ini, self.root)
 
 
 def _unknown(what: str, name: str, known: Sequence[str] | Mapping[str, object]) -> str:

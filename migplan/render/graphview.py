@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from migplan.core.graph import RevisionGraph
     from migplan.core.revisions import Marker
-    from migplan.core.revisions import RevisionGraph
 
 SHORT = 12
 

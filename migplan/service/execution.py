@@ -30,8 +30,8 @@ from migplan.service import planning
 
 if TYPE_CHECKING:
     from migplan.core.environment import Environment
+    from migplan.core.graph import RevisionGraph
     from migplan.core.revisions import Heads
-    from migplan.core.revisions import RevisionGraph
     from migplan.core.url import DatabaseURL
     from migplan.project.config import Project
 
@@ -96,12 +96,11 @@ def apply(
             moved = f"the database moved from {heads_text(plan.current)} to {heads_text(heads)}"
             if not replan:
                 raise StalePlan(f"{moved} since the plan was made; make a new plan")
-            fresh = planner.make_plan(
-                graph,
-                heads,
-                plan.target,
-                environment=plan.environment,
-                dialect=url.dialect,
+            fresh = planning.describe(
+                project,
+                planner.route(graph, heads, plan.target),
+                plan.environment,
+                url,
             )
             if not _is_suffix(fresh.steps, plan.steps):
                 raise StalePlan(

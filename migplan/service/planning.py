@@ -1,6 +1,6 @@
 """Planning a database's steps, with everything apply would refuse or warn about.
 
-`migplan.cli` is a thin layer over these and over `executor.apply`.
+`migplan.cli` is a thin layer over these and over `execution.apply`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from migplan.core.runs import modified_revisions
 from migplan.db import audit
 from migplan.db import database
 from migplan.errors import MigplanError
+from migplan.project import findings
 from migplan.service import membership
 from migplan.service import promote
 
@@ -36,12 +37,8 @@ def plan(project: Project, env: Environment, *, url: DatabaseURL | None = None) 
     """
     url = url or env.url
     current = database.read_heads(url, project.tables)
-    made = planner.make_plan(
-        project.graph,
-        current,
-        env.target,
-        environment=env.name,
-        dialect=url.dialect,
+    made = describe(
+        project, planner.route(project.graph, current, env.target), env.name, url
     )
     notes = preflight(project, env, made, url).notes()
     return dataclasses.replace(made, notes=made.notes + notes)
@@ -57,8 +54,8 @@ def rollback_plan(
 ) -> Plan:
     """Return the plan of a rollback to `to` (a revision or ``base``) or by `steps`.
 
-    `policy.check_rollback` says whether the environment allows it; `executor.apply`
-    refuses it if not.
+    `policy.check_rollback` says whether the environment allows it;
+    `execution.apply` refuses it if not.
 
     :raises TargetError: `to` is not below the current revision.
     """
@@ -66,15 +63,27 @@ def rollback_plan(
         raise ValueError("give exactly one of `to` and `steps`")
     url = url or env.url
     current = database.read_heads(url, project.tables)
-    made = planner.make_downgrade_plan(
-        project.graph,
-        current,
-        to if to is not None else f"-{steps}",
-        environment=env.name,
-        dialect=url.dialect,
+    route = planner.route_down(
+        project.graph, current, to if to is not None else f"-{steps}"
     )
+    made = describe(project, route, env.name, url)
     notes = preflight(project, env, made, url, action="rollback").notes()
     return dataclasses.replace(made, notes=made.notes + notes)
+
+
+def describe(
+    project: Project, route: planner.Route, environment: str, url: DatabaseURL
+) -> Plan:
+    """The plan of a route on the database at `url`: each step with its file's
+    message, path, checksum and lint findings."""
+    graph = project.graph
+    return planner.plan_route(
+        graph,
+        route,
+        environment=environment,
+        dialect=url.dialect,
+        analyses=findings.analyses(graph, route.revisions),
+    )
 
 
 def positions(project: Project) -> tuple[list[Marker], list[str]]:

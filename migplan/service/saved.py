@@ -13,6 +13,7 @@ from migplan import __version__
 from migplan.core import planner
 from migplan.errors import MigplanError
 from migplan.errors import StalePlan
+from migplan.service import planning
 
 if TYPE_CHECKING:
     from migplan.core.environment import Environment
@@ -82,4 +83,6 @@ def load(path: Path, project: Project, env: Environment, url: DatabaseURL) -> Pl
                 f"{graph.relative_path(step.revision)} changed since {path} was made; "
                 "make a new plan"
             )
-    return planner.plan_steps(graph, env.name, current, target, steps)
+    return planning.describe(
+        project, planner.steps_route(current, target, steps), env.name, url
+    )

@@ -15,7 +15,7 @@ from migplan.service import membership
 
 if TYPE_CHECKING:
     from migplan.core.environment import Environment
-    from migplan.core.revisions import RevisionGraph
+    from migplan.core.graph import RevisionGraph
     from migplan.core.url import DatabaseURL
     from migplan.project.config import Project
 
@@ -92,7 +92,7 @@ def environment_status(
     shown = name or url.display
     try:
         current = database.read_heads(url, project.tables)
-        plan = planner.make_plan(graph, current, env.target, environment=env.name)
+        moves = planner.route(graph, current, env.target).moves
         runs = audit.read_runs(url, project.tables)
         dirty = dirty_run(runs, graph, current)
     except MigplanError as err:
@@ -102,7 +102,7 @@ def environment_status(
         shown,
         env.target,
         current,
-        plan.count("upgrade"),
-        plan.count("downgrade"),
+        sum(1 for _, up in moves if up),
+        sum(1 for _, up in moves if not up),
         dirty=f"{dirty.dirty_direction} {dirty.dirty_revision}" if dirty else None,
     )

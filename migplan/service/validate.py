@@ -10,7 +10,7 @@ from migplan.project import config
 
 if TYPE_CHECKING:
     from migplan.core.environment import Environment
-    from migplan.core.revisions import RevisionGraph
+    from migplan.core.graph import RevisionGraph
     from migplan.project.config import Project
 
 _RELATIVE = re.compile(r"^(?:(?P<branch>.+?)@)?(?P<anchor>\w+)?(?P<offset>[+-]\d+)$")
@@ -81,7 +81,7 @@ def _database_problems(project: Project, env: Environment) -> list[str]:
 
 
 def _target_problem(graph: object, expr: str) -> str | None:
-    from migplan.core.revisions import RevisionGraph
+    from migplan.core.graph import RevisionGraph
 
     assert isinstance(graph, RevisionGraph)
     relative = _RELATIVE.match(expr)

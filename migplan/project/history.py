@@ -1,0 +1,251 @@
+"""A project's revision graph, read from its migrations folder and cached.
+
+Two cache entries per folder: a snapshot of the validated graph, used as it is when
+no file changed (their size, mtime and inode say so), and each file's details
+(identifiers, docstring, checksum), used for the files that did not change.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from collections.abc import Mapping
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from migplan import compat
+from migplan.core.graph import RevisionGraph
+from migplan.core.revisions import RevisionFile
+from migplan.errors import RevisionGraphError
+from migplan.project import cache
+from migplan.project import revision_files
+from migplan.project.revision_files import file_checksum
+
+
+def load_graph(migrations: Path, ini: Path | None, root: Path) -> RevisionGraph:
+    """Read every revision file of a migrations folder into a graph.
+
+    Files whose size, mtime and inode match the cache are not read again; when
+    none changed, the graph is rebuilt from the cache without validating it again.
+    """
+    if not migrations.is_dir():
+        raise RevisionGraphError(
+            f"{migrations}: no such folder (create it with 'migplan db init')"
+        )
+    if _ini_changes_listing(ini):
+        config = compat.base_config(ini, migrations)
+        if compat.script_directory(config).sourceless:
+            # compiled-only revisions: let Alembic import them, it is the only way
+            return RevisionGraph(_compiled(config), root)
+        names = [str(path) for path in compat.revision_paths(config)]
+        stamps = _stamps(names)
+    else:
+        names, stamps = _versions(migrations / "versions")
+    return _load_cached(migrations, names, stamps, root)
+
+
+def _compiled(config: compat.Config) -> Iterator[RevisionFile]:
+    for (revision, down, depends, labels), path, longdoc in compat.compiled_revisions(
+        config
+    ):
+        yield RevisionFile(
+            revision,
+            down,
+            path,
+            longdoc,
+            labels,
+            depends,
+            sha256=file_checksum(path),
+        )
+
+
+def _ini_changes_listing(ini: Path | None) -> bool:
+    """Whether the ini tells Alembic to look for revisions elsewhere or otherwise."""
+    import configparser
+
+    if ini is None:
+        return False
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(ini, encoding="utf-8")
+    except configparser.Error:
+        return True
+    options = ("version_locations", "recursive_version_locations", "sourceless")
+    return any(parser.has_option("alembic", option) for option in options)
+
+
+def _versions(folder: Path) -> tuple[list[str], list[int]]:
+    """The revision files of a versions folder, as Alembic lists them, and their
+    stamps: size, mtime and inode of each, in one flat list."""
+    try:
+        with os.scandir(folder) as entries:
+            found = sorted(
+                (entry.path, entry.stat())
+                for entry in entries
+                if entry.name.endswith(".py")
+                and not entry.name.startswith((".#", "__init__"))
+                and entry.is_file()
+            )
+    except FileNotFoundError:
+        return [], []
+    except OSError as err:
+        raise RevisionGraphError(f"{folder}: cannot list: {err.strerror}") from err
+    stamps: list[int] = []
+    for _, stat in found:
+        stamps += (stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    return [path for path, _ in found], stamps
+
+
+def _stamps(paths: Sequence[str]) -> list[int]:
+    stamps: list[int] = []
+    for path in paths:
+        try:
+            stat = os.stat(path)
+        except OSError as err:
+            name = os.path.basename(path)
+            raise RevisionGraphError(f"{name}: cannot read: {err.strerror}") from err
+        stamps += (stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    return stamps
+
+
+def _load_cached(
+    migrations: Path, names: list[str], stamps: list[int], root: Path
+) -> RevisionGraph:
+    """Build the graph, reusing what the cache knows of unchanged files.
+
+    Two cache entries: a snapshot of the validated graph, used as it is when no
+    file changed (their size, mtime and inode say so), and each file's details
+    (identifiers, docstring, checksum), used for the files that did not change.
+    """
+    key = str(migrations.resolve())
+    details = _Details(key)
+    snapshot = cache.load("graph", key)
+    if snapshot and snapshot.get("names") == names and snapshot.get("stamps") == stamps:
+        try:
+            return _from_snapshot(snapshot, details, root)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            pass  # a damaged cache: read the files
+    files = []
+    for index, path in enumerate(names):
+        stamp = stamps[3 * index : 3 * index + 3]
+        file = details.file(path, stamp) or revision_files.read(Path(path))
+        details.remember(path, stamp, file)
+        files.append(file)
+    graph = RevisionGraph(files, root)
+    revs = [file.revision for file in files]
+    cache.store(
+        "graph",
+        key,
+        {
+            "names": names,
+            "stamps": stamps,
+            "revs": revs,
+            "down": [file.down_revision for file in files],
+            "deps": {f.revision: f.depends_on for f in files if f.depends_on},
+            "labels": graph.labels,
+            "depth": [graph.depth[rev] for rev in revs],
+        },
+    )
+    details.save()
+    return graph
+
+
+def _from_snapshot(
+    snapshot: dict[str, Any], details: _Details, root: Path
+) -> RevisionGraph:
+    """Rebuild the graph of an unchanged, already validated history."""
+    revs: list[str] = [str(rev) for rev in snapshot["revs"]]
+    index = dict(zip(revs, range(len(revs)), strict=True))
+    return RevisionGraph.trusted(
+        _SnapshotFiles(index, snapshot["names"], snapshot["stamps"], details),
+        dict(zip(revs, map(tuple, snapshot["down"]), strict=True)),
+        {str(rev): tuple(deps) for rev, deps in snapshot["deps"].items()},
+        dict(snapshot["labels"]),
+        dict(zip(revs, snapshot["depth"], strict=True)),
+        root,
+    )
+
+
+class _Details:
+    """Each revision file's identifiers, docstring and checksum, by path and stamp."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self._known: dict[str, object] | None = None
+        self._fresh: dict[str, object] = {}
+
+    def _load(self) -> dict[str, object]:
+        if self._known is None:
+            self._known = cache.load("revision-files", self.key) or {}
+        return self._known
+
+    def file(self, path: str, stamp: list[int]) -> RevisionFile | None:
+        """Return the cached RevisionFile of `path`, if the file has not changed."""
+        found = self._load().get(path)
+        if not (isinstance(found, list) and len(found) == 7 and found[0] == stamp):
+            return None
+        _, revision, down, depends, labels, longdoc, sha256 = found
+        try:
+            return RevisionFile(
+                revision=str(revision),
+                down_revision=tuple(str(d) for d in down),
+                path=Path(path),
+                longdoc=str(longdoc),
+                branch_labels=tuple(str(b) for b in labels),
+                depends_on=tuple(str(d) for d in depends),
+                sha256=str(sha256),
+            )
+        except TypeError:
+            return None
+
+    def remember(self, path: str, stamp: list[int], file: RevisionFile) -> None:
+        self._fresh[path] = [
+            stamp,
+            file.revision,
+            file.down_revision,
+            file.depends_on,
+            file.branch_labels,
+            file.longdoc,
+            file.checksum(),
+        ]
+
+    def save(self) -> None:
+        cache.store("revision-files", self.key, self._fresh)
+
+
+class _SnapshotFiles(Mapping[str, RevisionFile]):
+    """The files of a snapshot, made into RevisionFile objects only when used."""
+
+    def __init__(
+        self,
+        index: dict[str, int],
+        names: list[str],
+        stamps: list[int],
+        details: _Details,
+    ) -> None:
+        self._index = index
+        self._names = names
+        self._stamps = stamps
+        self._details = details
+        self._made: dict[str, RevisionFile] = {}
+
+    def __getitem__(self, revision: str) -> RevisionFile:
+        made = self._made.get(revision)
+        if made is None:
+            i = self._index[revision]
+            path, stamp = self._names[i], self._stamps[3 * i : 3 * i + 3]
+            # a plan's few steps: read their files; many (checksums): load details
+            cached = self._details.file(path, stamp) if len(self._made) > 16 else None
+            made = cached or revision_files.read(Path(path))
+            self._made[revision] = made
+        return made
+
+    def __contains__(self, revision: object) -> bool:
+        return revision in self._index
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
