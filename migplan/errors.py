@@ -36,8 +36,35 @@ _URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)([^@\s]+)(@)", re
 class MigplanError(Exception):
     """An error the user can act on; the CLI prints it as one line and exits 1."""
 
+    exit_code = 1
+
     def __str__(self) -> str:
         return mask(" ".join(super().__str__().split("\n")))
+
+    def lines(self) -> list[str]:
+        """What the CLI prints, one ``Error:`` line each."""
+        return [str(self)]
+
+
+class Problems(MigplanError):
+    """Several problems found at once (`migplan validate`), one line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(f"{len(problems)} problem(s)")
+        self.problems = problems
+
+    def lines(self) -> list[str]:
+        return [mask(" ".join(p.split("\n"))) for p in self.problems]
+
+
+class ChangesPending(MigplanError):
+    """Not a failure: changes are pending (`plan --detailed-exitcode`) or the
+    database differs from the models (`drift`). Exit 2, nothing more printed."""
+
+    exit_code = 2
+
+    def lines(self) -> list[str]:
+        return []
 
 
 class ConfigError(MigplanError):
@@ -90,3 +117,36 @@ class AppLoadError(MigplanError):
 
 class Refused(MigplanError):
     """The user declined, or confirmation was needed and could not be asked."""
+
+
+_DRIVERS = ("sqlalchemy", "psycopg", "psycopg2", "pymysql", "MySQLdb", "sqlite3")
+
+
+def describe(err: BaseException) -> str:
+    """Say in one line, secrets masked, what another library's exception says: a
+    database's own message for a driver's error, Alembic's for its refusals, else
+    the exception's type and message."""
+    orig = getattr(err, "orig", None)
+    source = err if orig is None else orig
+    root = type(source).__module__.partition(".")[0]
+    if orig is not None or root in _DRIVERS:
+        args = tuple(getattr(source, "args", ()))
+        if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):
+            return mask(f"{args[1]} ({args[0]})")  # MySQL drivers: (code, message)
+        lines = str(source).strip().splitlines()
+        return mask(lines[0].strip() if lines else type(source).__name__)
+    text = " ".join(str(err).split())
+    if any(
+        cls.__name__ == "CommandError" and cls.__module__.startswith("alembic")
+        for cls in type(err).__mro__
+    ):
+        return mask(text)  # Alembic's refusals are sentences for the user
+    return mask(f"{type(err).__name__}: {text}".rstrip(": "))
+
+
+def foreign(err: BaseException, context: str = "") -> MigplanError:
+    """Return another library's exception as a MigplanError (raise it `from err`);
+    `context` says what was being done."""
+    if isinstance(err, MigplanError):
+        return err
+    return MigplanError(f"{context}: {describe(err)}" if context else describe(err))

@@ -20,9 +20,11 @@ from typing import TypeVar
 import click
 
 from migplan import __version__
+from migplan.errors import ChangesPending
 from migplan.errors import MigplanError
+from migplan.errors import Problems
 from migplan.errors import Refused
-from migplan.errors import mask
+from migplan.errors import describe
 
 if TYPE_CHECKING:
     from migplan.core.environment import Environment
@@ -36,12 +38,14 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
-EXIT_CHANGES = 2
 EXIT_INTERNAL = 3
 
 
 class MigplanGroup(click.Group):
-    """Turns MigplanError into one line on stderr and exit 1; a bug into exit 3."""
+    """Where exit codes are decided, from exceptions: a MigplanError prints its
+    line(s) on stderr and exits with its code (1; 2 for changes pending); any
+    other exception is a bug: one line and exit 3 (the traceback with
+    MIGPLAN_DEBUG=1). Usage errors (2) and Ctrl-C stay click's own."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -49,12 +53,13 @@ class MigplanGroup(click.Group):
         except (click.exceptions.Exit, click.Abort, click.ClickException):
             raise
         except MigplanError as err:
-            raise click.ClickException(str(err)) from None
+            for line in err.lines():
+                click.echo(f"Error: {line}", err=True)
+            ctx.exit(err.exit_code)
         except Exception as err:
             if os.environ.get("MIGPLAN_DEBUG"):
                 raise
-            text = mask(" ".join(str(err).split()))
-            click.echo(f"Error: internal error: {type(err).__name__}: {text}", err=True)
+            click.echo(f"Error: internal error: {describe(err)}", err=True)
             ctx.exit(EXIT_INTERNAL)
 
 
@@ -182,7 +187,7 @@ def plan_command(
                 f"{len(fleet_plan.errors)} database(s) could not be planned"
             )
         if detailed_exitcode and not fleet_plan.up_to_date:
-            sys.exit(EXIT_CHANGES)
+            raise ChangesPending()
         return
     shown, url = _one(env, database_name)
     plan = planning.plan(project, env, url=url)
@@ -203,7 +208,7 @@ def plan_command(
                 f"Saved to {out}; apply it with: migplan apply {env.name}{pick} --plan {out}"
             )
     if detailed_exitcode and not plan.up_to_date:
-        sys.exit(EXIT_CHANGES)
+        raise ChangesPending()
 
 
 def _one(env: Environment, database_name: str | None) -> tuple[str, DatabaseURL]:
@@ -596,7 +601,7 @@ def drift_command(
             click.echo(f"{label}: the database matches the models.")
     _report_failures(failed, len(targets))
     if any(found.values()):
-        sys.exit(EXIT_CHANGES)
+        raise ChangesPending()
 
 
 @cli.command("verify")
@@ -737,10 +742,8 @@ def validate_command(state: State, env_name: str | None) -> None:
     from migplan.service import validate
 
     problems = validate.check(state.config_path, env_name)
-    for problem in problems:
-        click.echo(f"Error: {problem}", err=True)
     if problems:
-        sys.exit(1)
+        raise Problems(problems)
     click.echo("migplan.yaml is valid; every target resolves.")
 
 

@@ -25,7 +25,7 @@ class Difference:
         return {"kind": self.kind, "subject": self.subject, "detail": self.detail}
 
 
-def describe(diff: tuple[Any, ...]) -> Difference:
+def difference(diff: tuple[Any, ...]) -> Difference:
     """Return one of Alembic's autogenerate differences as a Difference."""
     kind = diff[0]
     if kind in ("add_table", "remove_table"):

@@ -21,6 +21,7 @@ from migplan.core.runs import Run
 from migplan.core.runs import run_from_row
 from migplan.db import database
 from migplan.errors import DatabaseError
+from migplan.errors import describe
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -115,7 +116,7 @@ class AuditTrail:
         except sa_exc.SQLAlchemyError as err:
             self.close()
             raise DatabaseError(
-                f"cannot create the audit table {self.table.name}: {database.reason(err)}"
+                f"cannot create the audit table {self.table.name}: {describe(err)}"
             ) from err
         return self
 
@@ -136,7 +137,7 @@ class AuditTrail:
             return self._connection.execute(statement)
         except sa_exc.SQLAlchemyError as err:
             raise DatabaseError(
-                f"cannot write the audit table {self.table.name}: {database.reason(err)}"
+                f"cannot write the audit table {self.table.name}: {describe(err)}"
             ) from err
 
     def interrupted_runs(self) -> list[Run]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from migplan.core.url import DatabaseURL
 from migplan.db import database
 from migplan.errors import DatabaseError
+from migplan.errors import describe
 
 
 def query_column(url: DatabaseURL, query: str) -> list[str]:
@@ -16,7 +17,7 @@ def query_column(url: DatabaseURL, query: str) -> list[str]:
         try:
             rows = connection.execute(sa.text(query)).all()
         except sa_exc.SQLAlchemyError as err:
-            raise DatabaseError(database.reason(err)) from err
+            raise DatabaseError(describe(err)) from err
     return [str(row[0]) for row in rows if row and row[0]]
 
 
@@ -32,5 +33,5 @@ def ensure_schema(url: DatabaseURL, schema: str) -> None:
             connection.commit()
         except sa_exc.SQLAlchemyError as err:
             raise DatabaseError(
-                f"cannot create schema {schema}: {database.reason(err)}"
+                f"cannot create schema {schema}: {describe(err)}"
             ) from err

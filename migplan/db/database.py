@@ -17,7 +17,7 @@ from typing import Any
 
 from migplan.core.environment import Tables
 from migplan.errors import DatabaseError
-from migplan.errors import mask
+from migplan.errors import describe
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -108,21 +108,9 @@ def connect(url: DatabaseURL) -> Iterator[Connection]:
     try:
         connection = shared_engine(url).connect()
     except sa_exc.SQLAlchemyError as err:
-        raise DatabaseError(f"{url}: cannot connect: {reason(err)}") from err
+        raise DatabaseError(f"{url}: cannot connect: {describe(err)}") from err
     with connection:
         yield connection
-
-
-def reason(err: BaseException) -> str:
-    """Return the database's own message for an error, on one line, masked."""
-    orig = getattr(err, "orig", None) or err
-    args: tuple[object, ...] = tuple(getattr(orig, "args", ()))
-    if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):
-        # MySQL drivers: (code, message)
-        return mask(f"{args[1]} ({args[0]})")
-    text = str(orig).strip().splitlines()
-    first = text[0] if text else type(orig).__name__
-    return mask(first.strip())
 
 
 def exists(url: DatabaseURL) -> bool:
@@ -180,7 +168,7 @@ def read_table(
             result = connection.exec_driver_sql(f"SELECT * FROM {name}")
             return [dict(row._mapping) for row in result]
         except sa_exc.SQLAlchemyError as err:
-            raise DatabaseError(f"cannot read {table}: {reason(err)}") from err
+            raise DatabaseError(f"cannot read {table}: {describe(err)}") from err
 
 
 def read_heads(url: DatabaseURL, tables: Tables) -> Heads:
@@ -212,4 +200,6 @@ def write_heads(url: DatabaseURL, heads: Heads, tables: Tables) -> None:
                 for head in heads:
                     connection.execute(table.insert().values(version_num=head))
         except sa_exc.SQLAlchemyError as err:
-            raise DatabaseError(f"cannot write {version_table}: {reason(err)}") from err
+            raise DatabaseError(
+                f"cannot write {version_table}: {describe(err)}"
+            ) from err

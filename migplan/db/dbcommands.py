@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from alembic import command
-from alembic.util import CommandError
 
 from migplan.db import appload
 from migplan.db import database
 from migplan.db import scripts
 from migplan.errors import MigplanError
-from migplan.errors import mask
+from migplan.errors import foreign
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -71,20 +70,13 @@ def _environment(
 
 @contextmanager
 def _translate_errors() -> Iterator[None]:
-    from sqlalchemy import exc as sa_exc
-
+    """What Alembic, the database or the project's own code raises, as one line."""
     try:
         yield
     except MigplanError:
         raise
-    except CommandError as err:
-        raise MigplanError(mask(" ".join(str(err).split()))) from err
-    except sa_exc.SQLAlchemyError as err:
-        raise MigplanError(database.reason(err)) from err
     except Exception as err:
-        # raised by the project's own code: env.py, the app, a revision file
-        text = " ".join(str(err).split())
-        raise MigplanError(mask(f"{type(err).__name__}: {text}".rstrip(": "))) from err
+        raise foreign(err) from err
 
 
 def list_templates() -> list[tuple[str, str]]:

@@ -12,11 +12,12 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import exc as sa_exc
 
 from migplan.core.drift import Difference
-from migplan.core.drift import describe
+from migplan.core.drift import difference
 from migplan.db import appload
 from migplan.db import database
 from migplan.errors import AppLoadError
 from migplan.errors import DatabaseError
+from migplan.errors import describe
 
 if TYPE_CHECKING:
     from sqlalchemy import MetaData
@@ -53,16 +54,14 @@ def compare(
     try:
         diffs = compare_metadata(context, metadata)
     except sa_exc.SQLAlchemyError as err:
-        raise DatabaseError(
-            f"cannot compare the schema: {database.reason(err)}"
-        ) from err
+        raise DatabaseError(f"cannot compare the schema: {describe(err)}") from err
     finally:
         if connection.in_transaction():
             connection.rollback()
     found: list[Difference] = []
     for diff in diffs:
         for item in diff if isinstance(diff, list) else [diff]:
-            found.append(describe(item))
+            found.append(difference(item))
     return found
 
 

@@ -16,7 +16,6 @@ from typing import Any
 from typing import Literal
 
 from alembic.runtime.environment import EnvironmentContext
-from alembic.util import CommandError
 
 from migplan import compat
 from migplan.core.planner import Plan
@@ -34,7 +33,7 @@ from migplan.errors import ConfigError
 from migplan.errors import MigplanError
 from migplan.errors import RevisionGraphError
 from migplan.errors import StalePlan
-from migplan.errors import mask
+from migplan.errors import describe
 
 if TYPE_CHECKING:
     from alembic.runtime.migration import MigrationContext
@@ -265,17 +264,6 @@ def _commit_without_waiting(engine: Engine) -> None:
         with dbapi_connection.cursor() as cursor:
             cursor.execute("SET synchronous_commit TO off")
         dbapi_connection.commit()
-
-
-def describe(err: BaseException) -> str:
-    """One line for what a migration or env.py raised, masked."""
-    orig = getattr(err, "orig", None)
-    if orig is not None:
-        return database.reason(err)
-    if isinstance(err, CommandError):
-        return mask(str(err))
-    text = str(err).strip().splitlines()
-    return mask(f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": "))
 
 
 def _heads(heads: Sequence[str]) -> str:

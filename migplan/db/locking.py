@@ -25,6 +25,7 @@ from migplan.core.url import DatabaseURL
 from migplan.db import database
 from migplan.errors import DatabaseError
 from migplan.errors import LockTimeout
+from migplan.errors import describe
 
 WaitFn = Callable[[str], None]
 _POLL = 0.25
@@ -202,7 +203,7 @@ def _lock_connection(engine: sa.Engine, url: DatabaseURL) -> Iterator[sa.Connect
     try:
         connection = engine.connect()
     except sa_exc.SQLAlchemyError as err:
-        raise DatabaseError(f"{url}: cannot connect: {database.reason(err)}") from err
+        raise DatabaseError(f"{url}: cannot connect: {describe(err)}") from err
     with connection:
         yield connection
 

@@ -26,6 +26,7 @@ from migplan.errors import DirtyDatabase
 from migplan.errors import MigplanError
 from migplan.errors import PolicyViolation
 from migplan.errors import StalePlan
+from migplan.errors import describe
 from migplan.service import planning
 
 if TYPE_CHECKING:
@@ -139,7 +140,7 @@ def apply(
             except BaseException as err:
                 # env.py or the connection failed outside any migration
                 after = _safeheads_text(project, url)
-                trail.finish("failed", after or heads, error=executor.describe(err))
+                trail.finish("failed", after or heads, error=describe(err))
                 raise
             trail.finish(
                 result.outcome,

@@ -22,6 +22,7 @@ from migplan.db import database
 from migplan.db import drift
 from migplan.db import executor
 from migplan.errors import MigplanError
+from migplan.errors import describe
 
 if TYPE_CHECKING:
     from migplan.core.environment import Environment
@@ -184,7 +185,7 @@ def _require_empty(url: DatabaseURL) -> None:
     try:
         found = sa.inspect(engine).get_table_names()
     except sa.exc.SQLAlchemyError as err:
-        raise MigplanError(f"{url}: cannot connect: {database.reason(err)}") from err
+        raise MigplanError(f"{url}: cannot connect: {describe(err)}") from err
     finally:
         engine.dispose()
     if found:
