@@ -647,13 +647,14 @@ def promote_command(state: State, source: str, destination: str) -> None:
     """Set DESTINATION's target to SOURCE's current revision, and show its plan."""
     from migplan import render
     from migplan.project import config
+    from migplan.project import edit
     from migplan.service import planning
     from migplan.service import promote
 
     project = state.project
     heads = promote.current_target(project, project.environment(source))
     env = project.environment(destination)
-    promote.set_target(project.path, env.name, heads)
+    edit.set_target(project.path, env.name, heads)
     click.echo(
         f"{project.path.name}: {env.name}.target: {env.target_text} -> {' '.join(heads)}"
     )

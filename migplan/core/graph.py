@@ -10,7 +10,6 @@ so that targets resolve and steps come out exactly as `alembic upgrade` /
 
 from __future__ import annotations
 
-import difflib
 import functools
 import heapq
 from collections.abc import Iterable
@@ -21,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from migplan import compat
+from migplan.core.names import did_you_mean
 from migplan.core.revisions import ILLEGAL
 from migplan.core.revisions import RELATIVE
 from migplan.core.revisions import Heads
@@ -422,8 +422,7 @@ class RevisionGraph:
             )
         argument = err.argument or expr
         names = [*self.files, *self.labels]
-        close = difflib.get_close_matches(argument, names, n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        hint = did_you_mean(argument, names, n=3, cutoff=0.5)
         if "No such revision or branch" in text or "not present" in text:
             return f"unknown revision {argument!r} in target {expr!r}{hint}"
         return f"target {expr!r}: {text}{hint}"

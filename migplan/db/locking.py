@@ -71,15 +71,37 @@ def migration_lock(
         yield
 
 
-def _deadline(timeout: float) -> float:
-    return time.monotonic() + timeout
+def _wait_for(
+    url: DatabaseURL,
+    timeout: float,
+    on_wait: WaitFn | None,
+    attempt: Callable[[float], bool],
+    holder: Callable[[], str],
+) -> None:
+    """Take a lock with `attempt(wait)` (try, waiting up to `wait` seconds), again
+    and again until `timeout`; say once who holds it, and name them on giving up.
+
+    The first attempt does not wait, so that the holder is named at once."""
+    deadline = time.monotonic() + timeout
+    told = False
+    wait = 0.0
+    while not attempt(wait):
+        who = holder()
+        if time.monotonic() >= deadline:
+            raise LockTimeout(
+                f"{url}: another migration holds the lock ({who}); gave up after "
+                f"{timeout:g}s (raise --lock-timeout to wait longer)"
+            )
+        if on_wait and not told:
+            on_wait(f"waiting for the migration lock, held by {who}")
+            told = True
+        wait = max(0.0, min(1.0, deadline - time.monotonic()))
 
 
-def _timed_out(url: DatabaseURL, timeout: float, holder: str) -> LockTimeout:
-    return LockTimeout(
-        f"{url}: another migration holds the lock ({holder}); "
-        f"gave up after {timeout:g}s (raise --lock-timeout to wait longer)"
-    )
+def _pause(wait: float) -> None:
+    """Between two attempts of a lock that cannot wait by itself."""
+    if wait:
+        time.sleep(min(wait, _POLL))
 
 
 @contextmanager
@@ -92,19 +114,23 @@ def _postgresql_lock(
             "SELECT set_config('application_name', %(name)s, false)",
             {"name": holder_name()[:63]},
         )
-        deadline = _deadline(timeout)
-        told = False
-        while not connection.execute(
-            sa.text("SELECT pg_try_advisory_lock(:ns, :key)"),
-            {"ns": _NAMESPACE, "key": key},
-        ).scalar():
-            holder = _postgresql_holder(connection, key)
-            if time.monotonic() >= deadline:
-                raise _timed_out(url, timeout, holder)
-            if on_wait and not told:
-                on_wait(f"waiting for the migration lock, held by {holder}")
-                told = True
-            time.sleep(_POLL)
+
+        def attempt(wait: float) -> bool:
+            _pause(wait)
+            return bool(
+                connection.execute(
+                    sa.text("SELECT pg_try_advisory_lock(:ns, :key)"),
+                    {"ns": _NAMESPACE, "key": key},
+                ).scalar()
+            )
+
+        _wait_for(
+            url,
+            timeout,
+            on_wait,
+            attempt,
+            lambda: _postgresql_find(connection, key) or "another session",
+        )
         try:
             yield
         finally:
@@ -113,10 +139,6 @@ def _postgresql_lock(
                 "SELECT pg_advisory_unlock(:ns, :key)",
                 {"ns": _NAMESPACE, "key": key},
             )
-
-
-def _postgresql_holder(connection: sa.Connection, key: int) -> str:
-    return _postgresql_find(connection, key) or "another session"
 
 
 def _postgresql_find(connection: sa.Connection, key: int) -> str | None:
@@ -149,26 +171,22 @@ def _mysql_lock(
     with _lock_connection(engine, url) as connection:
         database_name = connection.exec_driver_sql("SELECT DATABASE()").scalar() or ""
         name = _mysql_name(key, database_name)
-        deadline = _deadline(timeout)
-        told = False
-        # the first try does not wait, so that the holder is named at once, as on
-        # PostgreSQL and SQLite (waiting first, --lock-timeout 1 gave up without
-        # saying it waited); later tries wait inside GET_LOCK
-        wait = 0.0
-        while True:
+
+        def attempt(wait: float) -> bool:
+            # later tries wait inside GET_LOCK
             got = connection.execute(
                 sa.text("SELECT GET_LOCK(:name, :wait)"),
                 {"name": name, "wait": wait},
             ).scalar()
-            if got == 1:
-                break
-            holder = _mysql_holder(connection, name)
-            if time.monotonic() >= deadline:
-                raise _timed_out(url, timeout, holder)
-            if on_wait and not told:
-                on_wait(f"waiting for the migration lock, held by {holder}")
-                told = True
-            wait = max(0.0, min(1.0, deadline - time.monotonic()))
+            return bool(got == 1)
+
+        _wait_for(
+            url,
+            timeout,
+            on_wait,
+            attempt,
+            lambda: _mysql_find(connection, name) or "another session",
+        )
         try:
             yield
         finally:
@@ -178,10 +196,6 @@ def _mysql_lock(
 def _mysql_name(key: int, database_name: str) -> str:
     # GET_LOCK names are server-wide: qualify by database, stay within 64
     return f"migplan:{key:08x}:{database_name}"[:64]
-
-
-def _mysql_holder(connection: sa.Connection, name: str) -> str:
-    return _mysql_find(connection, name) or "another session"
 
 
 def _mysql_find(connection: sa.Connection, name: str) -> str | None:
@@ -231,21 +245,20 @@ def _sqlite_lock(
     except OSError as err:
         raise DatabaseError(f"cannot open lock file {path}: {err}") from err
     try:
-        deadline = _deadline(timeout)
-        told = False
-        while True:
+
+        def attempt(wait: float) -> bool:
+            _pause(wait)
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
             except BlockingIOError:
-                handle.seek(0)
-                holder = handle.read().strip() or "another process"
-                if time.monotonic() >= deadline:
-                    raise _timed_out(url, timeout, holder) from None
-                if on_wait and not told:
-                    on_wait(f"waiting for the migration lock, held by {holder}")
-                    told = True
-                time.sleep(_POLL)
+                return False
+            return True
+
+        def holder() -> str:
+            handle.seek(0)
+            return handle.read().strip() or "another process"
+
+        _wait_for(url, timeout, on_wait, attempt, holder)
         handle.seek(0)
         handle.truncate()
         handle.write(

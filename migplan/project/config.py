@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import datetime
-import difflib
 import functools
 import hashlib
-import json
 import os
 import re
-from collections.abc import Hashable
-from collections.abc import Iterator
 from collections.abc import Mapping
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Literal
 from typing import cast
-
-import yaml
 
 from migplan.core.environment import DatabasesFrom
 from migplan.core.environment import Environment
@@ -30,21 +22,21 @@ from migplan.core.environment import OnFailure
 from migplan.core.environment import RollbackPolicy
 from migplan.core.environment import Rollout
 from migplan.core.environment import Tables
+from migplan.core.names import unknown
 from migplan.core.url import DatabaseURL
 from migplan.errors import ConfigError
 from migplan.errors import UnknownEnvironment
 from migplan.project import cache
+from migplan.project.document import Document
+from migplan.project.document import read_document
+from migplan.project.schema import VAR
+from migplan.project.schema import check_document
 
 if TYPE_CHECKING:
-    import jsonschema
-
     from migplan.core.graph import RevisionGraph
 
 CONFIG_NAME = "migplan.yaml"
 CONFIG_ENV_VAR = "MIGPLAN_CONFIG"
-SCHEMA_PATH = Path(__file__).with_name("migplan.schema.json")
-
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 @dataclass(frozen=True)
@@ -95,7 +87,7 @@ class Project:
             return self.environments[name]
         except KeyError:
             raise UnknownEnvironment(
-                _unknown(f"environment {name!r}", name, self.environments)
+                unknown(f"environment {name!r}", name, self.environments)
             ) from None
 
     @functools.cached_property
@@ -104,13 +96,6 @@ class Project:
         from migplan.project import history
 
         return history.load_graph(self.migrations, self.ini, self.root)
-
-
-def _unknown(what: str, name: str, known: Sequence[str] | Mapping[str, object]) -> str:
-    names = sorted(known)
-    close = difflib.get_close_matches(name, names, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"unknown {what} (known: {', '.join(names)}){hint}"
 
 
 def find_config(path: str | os.PathLike[str] | None = None) -> Path:
@@ -147,353 +132,6 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Project:
             raise errors[0]
         cache.store("config", str(file), {"sha256": digest})
     return _build_project(document)
-
-
-@dataclass(frozen=True)
-class Document:
-    """migplan.yaml as data plus the YAML nodes that locate each value."""
-
-    file: Path
-    data: dict[str, object]
-    node: yaml.Node
-    text: str = ""
-    duplicates: tuple[tuple[int, ConfigError], ...] = ()
-    """Duplicate keys, with their lines: YAML keeps the last value, migplan refuses."""
-
-    def locate(self, path: Sequence[str | int], at_key: bool = False) -> Location:
-        """Return the location of the value (or, with at_key, the key) at `path`."""
-        node: yaml.Node = self.node
-        line = node.start_mark.line + 1
-        for part in path:
-            child = _child(node, part)
-            if child is None:
-                break
-            key_node, node = child
-            line = (key_node if at_key else node).start_mark.line + 1
-        return Location(self.file, line, _dotted(path))
-
-
-def _child(node: yaml.Node, part: str | int) -> tuple[yaml.Node, yaml.Node] | None:
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode) and key.value == str(part):
-                return key, value
-    elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-        if 0 <= part < len(node.value):
-            item = node.value[part]
-            return item, item
-    return None
-
-
-def _dotted(path: Sequence[str | int]) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else part
-    return text
-
-
-def read_document(file: Path) -> Document:
-    """Parse `file` with YAML's safe loader, keeping the node tree for line numbers."""
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{file.name}: cannot read: {err}") from err
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            raise ConfigError(f"{file.name}:1: the file is empty")
-        duplicates = tuple(_duplicate_keys(file, node))
-        data = loader.construct_document(node)
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        where = f"{mark.line + 1}:{mark.column + 1}" if mark else "1"
-        problem = _yaml_problem(err)
-        raise ConfigError(f"{file.name}:{where}: {problem}") from err
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{file.name}: invalid YAML: {err}") from err
-    finally:
-        loader.dispose()
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"{file.name}:{node.start_mark.line + 1}: expected a mapping at the top "
-            f"level, got {_type_name(data)}"
-        )
-    _keep_revision_text(data, node)
-    return Document(file, data, node, text=text, duplicates=duplicates)
-
-
-class _Loader(yaml.SafeLoader):
-    """YAML's safe loader, except that a mapping key is always the text written.
-
-    Keys are names: an environment called ``0123``, ``yes`` or ``null`` must not
-    become the integer 83, True or None.
-    """
-
-    def construct_mapping(
-        self, node: yaml.MappingNode, deep: bool = False
-    ) -> dict[object, object]:
-        self.flatten_mapping(node)
-        mapping: dict[object, object] = {}
-        for key_node, value_node in node.value:
-            if isinstance(key_node, yaml.ScalarNode):
-                key: object = key_node.value
-            else:
-                key = self.construct_object(key_node, deep=True)
-                if not isinstance(key, Hashable):
-                    raise yaml.constructor.ConstructorError(
-                        "while constructing a mapping",
-                        node.start_mark,
-                        f"a key must be a name, not {_type_name(key)}",
-                        key_node.start_mark,
-                    )
-            mapping[key] = self.construct_object(value_node, deep=deep)
-        return mapping
-
-
-def _yaml_problem(err: yaml.MarkedYAMLError) -> str:
-    problem = err.problem or err.context or "invalid YAML"
-    unsafe = re.match(r"could not determine a constructor for the tag '(.*)'", problem)
-    if unsafe:
-        tag = unsafe.group(1).replace("tag:yaml.org,2002:", "!!")
-        return f"tag {tag!r} is not allowed: migplan.yaml is read as plain (safe) YAML"
-    return problem
-
-
-def _duplicate_keys(file: Path, node: yaml.Node) -> Iterator[tuple[int, ConfigError]]:
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode):
-                if key.value in seen:
-                    line = key.start_mark.line + 1
-                    yield (
-                        line,
-                        ConfigError(f"{file.name}:{line}: duplicate key {key.value!r}"),
-                    )
-                seen.add(key.value)
-            yield from _duplicate_keys(file, value)
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            yield from _duplicate_keys(file, item)
-
-
-def _keep_revision_text(data: dict[str, object], node: yaml.Node) -> None:
-    """Use the text as written for targets YAML read as numbers or dates (``0123``)."""
-    envs = data.get("environments")
-    if not isinstance(envs, dict):
-        return
-    for name, env in envs.items():
-        if not isinstance(env, dict) or "target" not in env:
-            continue
-        found = _child(node, "environments")
-        found = found and _child(found[1], name)
-        found = found and _child(found[1], "target")
-        if not found:
-            continue
-        target_node = found[1]
-        if isinstance(target_node, yaml.ScalarNode) and _is_implicit(env["target"]):
-            env["target"] = target_node.value
-        elif isinstance(target_node, yaml.SequenceNode) and isinstance(
-            env["target"], list
-        ):
-            env["target"] = [
-                item.value
-                if isinstance(item, yaml.ScalarNode) and _is_implicit(value)
-                else value
-                for item, value in zip(target_node.value, env["target"], strict=True)
-            ]
-
-
-def _is_implicit(value: object) -> bool:
-    """Whether YAML turned plain text into a number or a date (not true/null)."""
-    return isinstance(value, (int, float, datetime.date)) and not isinstance(
-        value, bool
-    )
-
-
-@functools.cache
-def schema() -> dict[str, object]:
-    """Return the JSON Schema of migplan.yaml."""
-    return cast(dict[str, object], json.loads(SCHEMA_PATH.read_text("utf-8")))
-
-
-def check_document(document: Document) -> list[ConfigError]:
-    """Return every schema and consistency error of `document`, in file order."""
-    import jsonschema
-
-    validator = jsonschema.Draft202012Validator(schema())
-    found: list[tuple[int, ConfigError]] = list(document.duplicates)
-    for err in validator.iter_errors(document.data):
-        best = jsonschema.exceptions.best_match([err])
-        for location, message in _describe(document, best):
-            found.append((location.line, location.error(message)))
-    if not found:
-        found.extend(_check_references(document))
-    found.sort(key=lambda item: item[0])
-    return [error for _, error in found]
-
-
-def _describe(
-    document: Document, err: jsonschema.ValidationError
-) -> Iterator[tuple[Location, str]]:
-    """Yield where an error sits and what it says (one per unknown key)."""
-    path = list(err.absolute_path)
-    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
-        schema = cast(dict[str, object], err.schema)
-        allowed = cast(dict[str, object], schema.get("properties", {}))
-        extra = [str(key) for key in err.instance if key not in allowed]
-        for key in extra:
-            location = document.locate([*path, key], at_key=True)
-            close = difflib.get_close_matches(key, list(allowed), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            known = ", ".join(allowed)
-            yield location, f"unknown key {key!r} (known: {known}){hint}"
-        if extra:
-            return
-    if err.validator == "required":
-        yield document.locate(path, at_key=True), err.message
-        return
-    if err.validator == "oneOf" and isinstance(err.instance, dict):
-        properties = cast(
-            dict[str, object], cast(dict[str, object], err.schema).get("properties", {})
-        )
-        if "databases" in properties:
-            yield _database_choice(document, path, err.instance)
-            return
-    if "propertyNames" in err.schema_path:
-        # jsonschema reports a bad name as the name failing the pattern
-        line = document.locate([*path, str(err.instance)], at_key=True).line
-        message = (
-            f"{err.instance!r} is not a valid environment name (letters, digits, "
-            "'_', '-' and '.')"
-        )
-        yield Location(document.file, line, _dotted(path)), message
-        return
-    if err.validator in ("oneOf", "anyOf") and err.context:
-        deepest = max(err.context, key=lambda e: len(e.absolute_path))
-        if len(deepest.absolute_path) > len(err.absolute_path):
-            yield from _describe(document, deepest)
-            return
-        if isinstance(err.instance, str):
-            # a string can only have meant a revision: say which rule it broke
-            for branch_err in err.context:
-                if branch_err.validator != "type":
-                    yield from _describe(document, branch_err)
-                    return
-    yield document.locate(path), _short_message(err)
-
-
-def _database_choice(
-    document: Document, path: list[str | int], env: dict[str, object]
-) -> tuple[Location, str]:
-    """An environment names its database(s) in exactly one way."""
-    given = [key for key in ("url", "databases", "databases_from") if key in env]
-    if not given:
-        return document.locate(path, at_key=True), (
-            "'url' is a required property (or 'databases' or 'databases_from' for a fleet)"
-        )
-    if len(given) > 1:
-        return document.locate([*path, given[1]], at_key=True), (
-            f"give one of 'url', 'databases' and 'databases_from', not {' and '.join(repr(g) for g in given)}"
-        )
-    return document.locate([*path, "schemas"], at_key=True), (
-        "'schemas' needs 'url': one PostgreSQL database with a schema per tenant"
-    )
-
-
-def _short_message(err: jsonschema.ValidationError) -> str:
-    if err.validator == "type":
-        return (
-            f"expected {_expected(err.validator_value)}, got {_type_name(err.instance)}"
-        )
-    if err.validator == "enum":
-        choices = ", ".join(repr(c) for c in cast(list[object], err.validator_value))
-        return f"{err.instance!r} is not one of {choices}"
-    if err.validator in ("oneOf", "anyOf"):
-        return f"expected a revision or a list of revisions, got {_type_name(err.instance)}"
-    if err.validator == "pattern" and isinstance(err.instance, str):
-        names = [part for part in err.absolute_path if isinstance(part, str)]
-        hint = _PATTERN_HINTS.get(names[-1] if names else "")
-        return f"{err.instance!r} is not valid here" + (f": {hint}" if hint else "")
-    return err.message
-
-
-_PATTERN_HINTS = {
-    "app": 'expected "module:attr" or "module:factory()"',
-    "metadata": 'expected "module:attr"',
-    "audit_table": "expected a table name (letters, digits and '_')",
-    "target": "a revision has no spaces; give several revisions as a list",
-}
-
-
-def _expected(types: object) -> str:
-    names = {
-        "string": "a string",
-        "integer": "an integer",
-        "number": "a number",
-        "boolean": "true or false",
-        "object": "a mapping",
-        "array": "a list",
-        "null": "null",
-    }
-    if isinstance(types, list):
-        return " or ".join(names.get(str(t), str(t)) for t in types)
-    return names.get(str(types), str(types))
-
-
-def _type_name(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
-
-
-def _check_references(document: Document) -> Iterator[tuple[int, ConfigError]]:
-    data = document.data
-    envs = cast(dict[str, dict[str, object]], data["environments"])
-    default = data.get("default_env")
-    if isinstance(default, str) and default not in envs:
-        location = document.locate(["default_env"])
-        message = _unknown(f"environment {default!r}", default, envs)
-        yield location.line, location.error(message)
-    for name, env in envs.items():
-        required = env.get("requires")
-        if isinstance(required, str) and (required not in envs or required == name):
-            location = document.locate(["environments", name, "requires"])
-            message = (
-                "an environment cannot require itself"
-                if required == name
-                else _unknown(f"environment {required!r}", str(required), envs)
-            )
-            yield location.line, location.error(message)
-        if "url" not in env:
-            continue
-        url = cast(str, env["url"])
-        location = document.locate(["environments", name, "url"])
-        matches = list(_VAR.finditer(url))
-        if any(m.group(2) is not None and "$" in m.group(2) for m in matches):
-            yield location.line, location.error("nested ${...} is not supported")
-            continue
-        starts = {m.start() for m in matches}
-        for stray in re.finditer(r"\$\{[^}]*\}?", url):
-            if stray.start() not in starts:
-                message = (
-                    f"{stray.group()!r} is not a variable reference; write ${{NAME}} "
-                    "or ${NAME:-default}"
-                )
-                yield location.line, location.error(message)
 
 
 def _build_project(document: Document) -> Project:
@@ -576,7 +214,7 @@ def expand_vars(text: str, location: Location | None = None) -> str:
             raise ConfigError(message)
         raise location.error(message)
 
-    return _VAR.sub(replace, text)
+    return VAR.sub(replace, text)
 
 
 def resolve_url(
@@ -588,7 +226,7 @@ def resolve_url(
     try:
         url = DatabaseURL.parse(text)
     except ConfigError as err:
-        names = [f"${{{m.group(1)}}}" for m in _VAR.finditer(template)]
+        names = [f"${{{m.group(1)}}}" for m in VAR.finditer(template)]
         message = str(err)
         if names:
             message += f" (check the value of {', '.join(names)})"

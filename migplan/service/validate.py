@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
+from migplan.core.revisions import RELATIVE
 from migplan.errors import MigplanError
 from migplan.project import config
+from migplan.project.document import read_document
+from migplan.project.schema import check_document
+from migplan.service import planning
 
 if TYPE_CHECKING:
     from migplan.core.environment import Environment
     from migplan.core.graph import RevisionGraph
     from migplan.project.config import Project
-
-_RELATIVE = re.compile(r"^(?:(?P<branch>.+?)@)?(?P<anchor>\w+)?(?P<offset>[+-]\d+)$")
 
 
 def check(config_path: str | None, env_name: str | None = None) -> list[str]:
@@ -22,8 +23,8 @@ def check(config_path: str | None, env_name: str | None = None) -> list[str]:
     No database is touched, except ENV's with `env_name`, which is only read.
     """
     file = config.find_config(config_path)
-    document = config.read_document(file)
-    errors = config.check_document(document)
+    document = read_document(file)
+    errors = check_document(document)
     if errors:
         return [str(e) for e in errors]
     project = config.load_config(file)
@@ -53,7 +54,7 @@ def check(config_path: str | None, env_name: str | None = None) -> list[str]:
 
 def _list_problem(graph: RevisionGraph, target: tuple[str, ...]) -> str | None:
     """A list target whose revisions resolve one by one may still clash as a whole."""
-    if any(_RELATIVE.match(expr) for expr in target):
+    if any(RELATIVE.match(expr) for expr in target):
         return None  # relative to the database: checked at plan time
     try:
         graph.upgrade_revisions(target, ())
@@ -66,8 +67,6 @@ def _database_problems(project: Project, env: Environment) -> list[str]:
     """Read ENV's current revisions, plan its target from them, and report what
     apply would refuse or warn about (a dirty database, an applied revision file
     edited since)."""
-    from migplan.service import planning
-
     try:
         url = env.url
     except MigplanError as err:
@@ -80,11 +79,8 @@ def _database_problems(project: Project, env: Environment) -> list[str]:
     return [f"environment {env.name!r}: {note}" for note in plan.notes]
 
 
-def _target_problem(graph: object, expr: str) -> str | None:
-    from migplan.core.graph import RevisionGraph
-
-    assert isinstance(graph, RevisionGraph)
-    relative = _RELATIVE.match(expr)
+def _target_problem(graph: RevisionGraph, expr: str) -> str | None:
+    relative = RELATIVE.match(expr)
     if relative:
         anchor = relative.group("anchor")
         branch = relative.group("branch")
