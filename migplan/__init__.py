@@ -10,7 +10,8 @@ The library behind the `migplan` command::
     if not the_plan.up_to_date:
         result = apply(project, env, project.graph, the_plan)
 
-A plan can also be made without any database, from the current revisions::
+A plan can also be made without any database, from the current revisions (pure:
+nothing is read, and the steps carry no lint flags, which `plan` adds)::
 
     from migplan import make_plan
     make_plan(project.graph, current=("3f2a",), target=["head"])

@@ -20,7 +20,7 @@ from conftest import run_process
 from conftest import tables
 from conftest import version_rows
 
-from migplan.db.dbcommands import list_templates
+from migplan.db.commands import list_templates
 
 NAME = "name = db.Column(db.String(128))"
 EMAIL = "email = db.Column(db.String(120))"

@@ -14,9 +14,9 @@ import pytest
 from migplan.core.graph import RevisionGraph
 from migplan.core.revisions import Marker
 from migplan.core.revisions import RevisionFile
-from migplan.render.graphview import ascii_graph
-from migplan.render.graphview import dot
-from migplan.render.graphview import mermaid
+from migplan.render.drawing import ascii_graph
+from migplan.render.drawing import dot
+from migplan.render.drawing import mermaid
 
 
 def rev(revision, down=(), message="", depends_on=(), labels=()):

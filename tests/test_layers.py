@@ -1,4 +1,9 @@
-"""The architecture, checked: who may import click, flask and alembic."""
+"""The architecture, checked: the layers import only downwards, there is no import
+cycle at all, and the heavy libraries stay where they belong.
+
+Every import counts, also those inside functions and under TYPE_CHECKING: a cycle
+hidden in a function is still a cycle.
+"""
 
 from __future__ import annotations
 
@@ -9,72 +14,188 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "migplan"
 
-ALLOWED = {
+LAYERS = ("core", "project", "db", "service", "render", "cli")
+BOTTOM = {"errors", "compat"}
+"""Modules beside the layers, importable from all of them."""
+
+MAY_IMPORT = {
+    "core": {"core"},
+    "render": {"core", "render"},
+    "project": {"core", "project"},
+    "db": {"core", "project", "db"},
+    "service": {"core", "project", "db", "service"},
+    "cli": {"core", "project", "db", "service", "render", "cli"},
+}
+"""Which layers each layer may import (besides the bottom modules)."""
+
+LIBRARIES = {
     "click": {"cli"},
     "flask": {"db.appload"},
     "flask_sqlalchemy": {"db.appload"},
-    "alembic": {
-        "compat",
-        "db.scripts",
-        "db.database",
-        "db.executor",
-        "db.dbcommands",
-        "db.drift",
-    },
+    "alembic": {"compat", "db"},
+    "sqlalchemy": {"compat", "db"},
+    "yaml": {"project"},
+    "jsonschema": {"project"},
 }
-PURE = {"core.planner", "core.policy", "render", "core.lint", "render.graphview"}
+"""Which modules (or whole layers) may import each library."""
+
+PURE = {"core", "render"}
+IO = {"os", "subprocess", "socket", "sqlite3", "tempfile", "shutil", "io", "urllib"}
+IO_ALLOWED = {"core.url": {"urllib"}}
+"""Pure layers do no I/O; core.url only parses with urllib.parse."""
+
+MAX_LINES = 600
 
 
-def imports(path: Path) -> set[str]:
+def _name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _sources() -> dict[str, Path]:
+    return {_name(p): p for p in PACKAGE.rglob("*.py") if "templates" not in p.parts}
+
+
+SOURCES = _sources()
+
+
+def _imports(name: str, path: Path) -> tuple[set[str], set[str]]:
+    """(migplan modules, other top-level packages) that a module imports."""
     tree = ast.parse(path.read_text())
-    found = set()
+    own: set[str] = set()
+    other: set[str] = set()
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module.split(".")[0])
-    return found
+            for alias in node.names:
+                if alias.name.split(".")[0] == "migplan":
+                    own.add(alias.name)
+                else:
+                    other.add(alias.name.split(".")[0])
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parts, *([base] if base else [])])
+            if base.split(".")[0] != "migplan":
+                other.add(base.split(".")[0])
+                continue
+            for alias in node.names:
+                full = f"{base}.{alias.name}"
+                own.add(full if full in SOURCES else base)
+    return {m for m in own if m in SOURCES and m != name}, other
 
 
-def modules() -> dict[str, set[str]]:
-    found = {}
-    for path in PACKAGE.rglob("*.py"):
-        if "templates" in path.parts:
+GRAPH = {name: _imports(name, path) for name, path in SOURCES.items()}
+
+
+def _layer(name: str) -> str | None:
+    """The layer of a module, "bottom" for errors and compat, None for the top."""
+    parts = name.split(".")
+    if len(parts) == 1:
+        # migplan itself: __version__, and lazy exports that import nothing
+        return "bottom"
+    if parts[1] in BOTTOM:
+        return "bottom"
+    return parts[1] if parts[1] in LAYERS else None
+
+
+def test_every_module_sits_in_a_layer():
+    loose = sorted(
+        name
+        for name in SOURCES
+        if _layer(name) is None and name != "migplan.__main__"
+    )
+    assert loose == []
+
+
+def test_layers_import_only_what_the_rule_allows():
+    offenders = []
+    for name, (own, _) in GRAPH.items():
+        layer = _layer(name)
+        if layer in (None,):
             continue
-        parts = path.relative_to(PACKAGE).with_suffix("").parts
-        if parts[-1] == "__init__":
-            parts = parts[:-1]
-        found[".".join(parts)] = imports(path)
-    return found
+        for target in own:
+            to = _layer(target)
+            if to == "bottom" and layer != "bottom":
+                continue
+            if layer == "bottom":
+                # errors imports nothing of migplan's; compat only errors
+                if not (name == "migplan.compat" and target == "migplan.errors"):
+                    offenders.append((name, target))
+                continue
+            elif to is None or to not in MAY_IMPORT[layer]:
+                offenders.append((name, target))
+    assert offenders == []
 
 
-def test_only_the_allowed_modules_import_click_flask_and_alembic():
+def test_the_bottom_modules_import_only_errors():
+    assert GRAPH["migplan"][0] == set()
+    assert GRAPH["migplan.errors"][0] == set()
+    assert GRAPH["migplan.compat"][0] <= {"migplan.errors"}
+
+
+def test_there_is_no_import_cycle():
+    # Tarjan's strongly connected components over every import
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(GRAPH[node][0]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for node in sorted(GRAPH):
+        if node not in index:
+            visit(node)
+    assert cycles == []
+
+
+def test_libraries_stay_in_their_modules():
+    offenders = []
+    for name, (_, other) in GRAPH.items():
+        short = name.removeprefix("migplan.")
+        for library, allowed in LIBRARIES.items():
+            if library in other and not any(
+                short == a or short.startswith(a + ".") for a in allowed
+            ):
+                offenders.append((short, library))
+    assert sorted(offenders) == []
+
+
+def test_pure_layers_do_no_io():
     offenders = sorted(
-        (name, lib)
-        for name, found in modules().items()
-        for lib, allowed in ALLOWED.items()
-        if lib in found and name not in allowed
+        (name, library)
+        for name, (_, other) in GRAPH.items()
+        if _layer(name) in PURE
+        for library in other & IO
+        if library not in IO_ALLOWED.get(name.removeprefix("migplan."), set())
     )
     assert offenders == []
 
 
-def test_pure_modules_do_no_io():
-    io_modules = {
-        "os",
-        "subprocess",
-        "socket",
-        "sqlalchemy",
-        "alembic",
-        "click",
-        "flask",
-    }
-    offenders = sorted(
-        (name, lib)
-        for name, found in modules().items()
-        if name in PURE
-        for lib in found & io_modules
-    )
-    assert offenders == []
+def test_no_module_is_over_the_size_that_asks_for_a_split():
+    sizes = {name: len(path.read_text().splitlines()) for name, path in SOURCES.items()}
+    assert {name: n for name, n in sizes.items() if n > MAX_LINES} == {}
 
 
 def test_help_imports_nothing_heavy():

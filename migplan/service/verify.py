@@ -9,68 +9,21 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-
 from migplan.core import planner
 from migplan.core.drift import Difference
 from migplan.core.url import DatabaseURL
 from migplan.core.verify import Report
 from migplan.core.verify import RevisionCheck
-from migplan.core.verify import Schema
 from migplan.core.verify import difference
 from migplan.db import database
 from migplan.db import drift
 from migplan.db import executor
-from migplan.errors import MigplanError
-from migplan.errors import describe
+from migplan.db import reflect
 
 if TYPE_CHECKING:
     from migplan.core.environment import Environment
     from migplan.core.planner import Step
     from migplan.project.config import Project
-
-
-def reflect(url: DatabaseURL, ignore: set[str]) -> Schema:
-    """Return the schema of a database, in a form two snapshots compare by."""
-    engine = database.create_engine(url)
-    try:
-        inspector = sa.inspect(engine)
-        schema: Schema = {}
-        for table in sorted(inspector.get_table_names()):
-            if table in ignore or table.startswith("migplan_"):
-                continue
-            schema[table] = {
-                "columns": [
-                    (c["name"], str(c["type"]), c["nullable"], str(c.get("default")))
-                    for c in inspector.get_columns(table)
-                ],
-                "primary_key": sorted(
-                    inspector.get_pk_constraint(table)["constrained_columns"]
-                ),
-                "indexes": sorted(
-                    (
-                        str(i["name"]),
-                        tuple(str(c) for c in i["column_names"]),
-                        bool(i["unique"]),
-                    )
-                    for i in inspector.get_indexes(table)
-                ),
-                "foreign_keys": sorted(
-                    (
-                        tuple(f["constrained_columns"]),
-                        str(f["referred_table"]),
-                        tuple(f["referred_columns"]),
-                    )
-                    for f in inspector.get_foreign_keys(table)
-                ),
-                "unique": sorted(
-                    tuple(u["column_names"])
-                    for u in inspector.get_unique_constraints(table)
-                ),
-            }
-        return schema
-    finally:
-        engine.dispose()
 
 
 def verify(
@@ -92,7 +45,7 @@ def verify(
         )
     with tempfile.TemporaryDirectory(prefix="migplan-verify-") as folder:
         scratch = url or DatabaseURL.parse(f"sqlite:///{Path(folder) / 'verify.db'}")
-        _require_empty(scratch)
+        reflect.require_empty(scratch)
         scratch_env = replace(env, url_template=scratch.text, on_failure="stop")
         ignore = {project.version_table}
         plan = planner.make_plan(graph, (), ["heads"], environment="verify")
@@ -123,7 +76,7 @@ def verify(
                     + "; ".join(str(d) for d in differences)
                 )
         if url is not None:
-            _empty(scratch)
+            reflect.empty(scratch)
     return Report(tuple(checks), heads, differences, tuple(problems))
 
 
@@ -136,7 +89,7 @@ def _round_trip(
     ignore: set[str],
 ) -> tuple[RevisionCheck, tuple[str, ...]]:
     graph = project.graph
-    before = reflect(url, ignore)
+    before = reflect.schema(url, ignore)
 
     def run(
         steps: list[Step], start: tuple[str, ...]
@@ -150,13 +103,13 @@ def _round_trip(
         return RevisionCheck(
             step.revision, step.message, f"upgrade failed: {error}"
         ), after_up
-    upgraded = reflect(url, ignore)
+    upgraded = reflect.schema(url, ignore)
     error, after_down = run([step.inverse()], after_up)
     if error:
         return RevisionCheck(
             step.revision, step.message, f"downgrade failed: {error}"
         ), after_down
-    downgraded = reflect(url, ignore)
+    downgraded = reflect.schema(url, ignore)
     problem = None
     if downgraded != before:
         problem = (
@@ -172,35 +125,7 @@ def _round_trip(
             ),
             after_again,
         )
-    again = reflect(url, ignore)
+    again = reflect.schema(url, ignore)
     if problem is None and again != upgraded:
         problem = f"upgrade after downgrade differs ({difference(upgraded, again)})"
     return RevisionCheck(step.revision, step.message, problem), after_again
-
-
-def _require_empty(url: DatabaseURL) -> None:
-    if not database.exists(url):
-        return
-    engine = database.create_engine(url)
-    try:
-        found = sa.inspect(engine).get_table_names()
-    except sa.exc.SQLAlchemyError as err:
-        raise MigplanError(f"{url}: cannot connect: {describe(err)}") from err
-    finally:
-        engine.dispose()
-    if found:
-        raise MigplanError(
-            f"{url} is not empty ({', '.join(sorted(found)[:5])}); "
-            "verify needs a throwaway database"
-        )
-
-
-def _empty(url: DatabaseURL) -> None:
-    """Drop what verify created in a throwaway server database."""
-    engine = database.create_engine(url)
-    try:
-        metadata = sa.MetaData()
-        metadata.reflect(engine)
-        metadata.drop_all(engine)
-    finally:
-        engine.dispose()

@@ -1,0 +1,70 @@
+"""verify and validate: checks for CI, before anything is deployed."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from migplan.errors import MigplanError
+from migplan.errors import Problems
+
+if TYPE_CHECKING:
+    pass
+
+from migplan.cli.app import State
+from migplan.cli.app import cli
+from migplan.cli.app import pass_state
+
+
+@cli.command("verify")
+@click.option(
+    "--url",
+    default=None,
+    help="An empty throwaway database to use instead of a temporary SQLite file.",
+)
+@click.option(
+    "--env",
+    "-e",
+    "env_name",
+    default=None,
+    help="Environment whose settings to use (default: default_env).",
+)
+@pass_state
+def verify_command(state: State, url: str | None, env_name: str | None) -> None:
+    """Prove every downgrade on a scratch database: upgrade, downgrade, upgrade again."""
+    from migplan import render
+    from migplan.service import verify
+
+    project = state.project
+    env = project.environment(env_name)
+    report = verify.verify(
+        project,
+        env,
+        url=None if url is None else env.resolve_url(url),
+        progress=lambda what: click.echo(f"checking {what}", err=True),
+    )
+    click.echo(render.verify_text(report))
+    if not report.ok:
+        raise MigplanError(f"verify found {len(report.problems)} problem(s)")
+
+
+# -- promote / graph -------------------------------------------------------------
+
+
+@cli.command("validate")
+@click.option(
+    "--env",
+    "-e",
+    "env_name",
+    help="Also check this environment's database (read-only).",
+)
+@pass_state
+def validate_command(state: State, env_name: str | None) -> None:
+    """Check migplan.yaml and that every target resolves, without touching databases."""
+    from migplan.service import validate
+
+    problems = validate.check(state.config_path, env_name)
+    if problems:
+        raise Problems(problems)
+    click.echo("migplan.yaml is valid; every target resolves.")

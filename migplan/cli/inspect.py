@@ -1,0 +1,173 @@
+"""log, drift, graph, status: what the databases and the graph look like."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import click
+
+from migplan.errors import ChangesPending
+
+if TYPE_CHECKING:
+    pass
+
+from migplan.cli.app import State
+from migplan.cli.app import cli
+from migplan.cli.app import pass_state
+from migplan.cli.common import each_database
+from migplan.cli.common import read_each
+from migplan.cli.common import report_failures
+from migplan.cli.options import database_option
+from migplan.cli.options import env_argument
+from migplan.cli.options import json_option
+
+# -- log / resolve ---------------------------------------------------------------
+
+
+@cli.command("log")
+@env_argument
+@json_option
+@click.option(
+    "-n",
+    "--limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="How many runs to show.",
+)
+@database_option
+@pass_state
+def log_command(
+    state: State,
+    env_name: str | None,
+    as_json: bool,
+    limit: int,
+    database_name: str | None,
+) -> None:
+    """Show the audit trail of ENV's database: every apply, rollback and resolve."""
+    from migplan import render
+    from migplan.db import audit
+
+    project = state.project
+    env = project.environment(env_name)
+    targets = each_database(env, database_name)
+    trails, failed = read_each(
+        targets,
+        lambda url: audit.read_runs(url, project.tables, limit=limit),
+    )
+    if as_json:
+        shaped = {name: [r.to_dict() for r in runs] for name, runs in trails.items()}
+        many = env.is_fleet and database_name is None
+        if shaped or not failed:
+            click.echo(
+                json.dumps(shaped if many else next(iter(shaped.values())), indent=2)
+            )
+    else:
+        for name, runs in trails.items():
+            if len(targets) > 1:
+                click.echo(f"== {name}")
+            click.echo(render.log_text(runs))
+    report_failures(failed, len(targets))
+
+
+# -- drift / verify -------------------------------------------------------------
+
+
+@cli.command("drift")
+@env_argument
+@json_option
+@database_option
+@pass_state
+def drift_command(
+    state: State, env_name: str | None, as_json: bool, database_name: str | None
+) -> None:
+    """Compare ENV's database with the models; exit 2 when they differ."""
+    from migplan.db import drift
+
+    project = state.project
+    env = project.environment(env_name)
+    targets = each_database(env, database_name)
+    found, failed = read_each(
+        targets, lambda url: drift.environment_drift(project, url)
+    )
+    if as_json:
+        shaped = {name: [d.to_dict() for d in diffs] for name, diffs in found.items()}
+        many = env.is_fleet and database_name is None
+        if shaped or not failed:
+            click.echo(
+                json.dumps(shaped if many else next(iter(shaped.values())), indent=2)
+            )
+    for name, differences in found.items() if not as_json else ():
+        label = env.name if len(targets) == 1 and not env.is_fleet else name
+        if differences:
+            click.echo(f"{label}: the database differs from the models:")
+            for difference in differences:
+                click.echo(f"  {difference}")
+        else:
+            click.echo(f"{label}: the database matches the models.")
+    report_failures(failed, len(targets))
+    if any(found.values()):
+        raise ChangesPending()
+
+
+@cli.command("graph")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["ascii", "mermaid", "dot"]),
+    default="ascii",
+    show_default=True,
+    help="A terminal drawing, Mermaid (pull requests, docs) or Graphviz DOT.",
+)
+@click.option(
+    "--collapse",
+    type=click.IntRange(min=0),
+    default=8,
+    show_default=True,
+    help="Collapse linear runs longer than this (0: draw every revision).",
+)
+@click.option(
+    "--no-databases", is_flag=True, help="Do not read the databases: no markers."
+)
+@pass_state
+def graph_command(state: State, fmt: str, collapse: int, no_databases: bool) -> None:
+    """Draw the revision graph, with each environment's current and target marked."""
+    from migplan.render import drawing
+    from migplan.service import planning
+
+    project = state.project
+    markers, errors = ([], []) if no_databases else planning.positions(project)
+    for error in errors:
+        click.echo(f"warning: {error}", err=True)
+    draw = {
+        "ascii": drawing.ascii_graph,
+        "mermaid": drawing.mermaid,
+        "dot": drawing.dot,
+    }
+    click.echo(draw[fmt](project.graph, markers, collapse=collapse).rstrip("\n"))
+
+
+# -- status / validate -----------------------------------------------------------
+
+
+@cli.command("status")
+@json_option
+@click.option(
+    "--drift",
+    "with_drift",
+    is_flag=True,
+    help="Also compare each database with the models (loads the app).",
+)
+@pass_state
+def status_command(state: State, as_json: bool, with_drift: bool) -> None:
+    """Show every environment: current revision, target, pending steps."""
+    from migplan import render
+    from migplan.service import status
+
+    rows = status.collect(state.project, drift=with_drift)
+    click.echo(
+        json.dumps([r.to_dict() for r in rows], indent=2)
+        if as_json
+        else render.status_text(rows)
+    )

@@ -1,0 +1,121 @@
+"""Plans, steps and the result of an apply, as text and JSON. Pure."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from migplan.core.planner import Plan
+    from migplan.core.planner import Step
+    from migplan.core.results import ApplyResult
+    from migplan.core.results import Progress
+
+
+def heads(revisions: Sequence[str]) -> str:
+    """Return revisions for display: comma-separated, or ``base``."""
+    return ", ".join(revisions) if revisions else "base"
+
+
+def table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  "
+) -> str:
+    """Return rows as aligned columns under a header."""
+    widths = [len(h) for h in header]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+    lines = []
+    for row in [header, *rows]:
+        cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=True)]
+        lines.append((indent + "  ".join(cells)).rstrip())
+    return "\n".join(lines)
+
+
+def step_label(step: Step) -> str:
+    """Return ``upgrade 1a2b3c (message)``."""
+    message = f" ({step.message})" if step.message else ""
+    return f"{step.direction} {step.revision}{message}"
+
+
+def plan_text(plan: Plan, url: str = "") -> str:
+    """Return the plan as a readable table."""
+    where = f" ({url})" if url else ""
+    target = " ".join(plan.target)
+    lines = [
+        f"Environment: {plan.environment}{where}",
+        f"Current:     {heads(plan.current)}",
+        f"Target:      {target}"
+        + (f" -> {heads(plan.after)}" if heads(plan.after) != target else ""),
+        "",
+    ]
+    lines += [f"Note: {note}" for note in plan.notes]
+    lines += [""] if plan.notes else []
+    if plan.up_to_date:
+        lines.append(f"{plan.environment} is up to date.")
+        return "\n".join(lines)
+    rows = [
+        [str(i), s.revision, s.direction, s.message, ", ".join(s.flags)]
+        for i, s in enumerate(plan.steps, start=1)
+    ]
+    lines.append(table(["#", "Revision", "Direction", "Message", "Flags"], rows))
+    details = [
+        f"  {i}. {f.kind}: {f.operation}"
+        + (f" ({s.path}:{f.line})" if f.line else f" ({s.path})")
+        for i, s in enumerate(plan.steps, start=1)
+        for f in s.findings
+    ]
+    if details:
+        lines += ["", "Flagged:", *details]
+    lines += ["", f"Plan: {summary(plan)}."]
+    return "\n".join(lines)
+
+
+def summary(plan: Plan) -> str:
+    """Return ``3 steps (2 upgrades, 1 downgrade)``."""
+    n = len(plan.steps)
+    parts = []
+    for direction in ("upgrade", "downgrade"):
+        count = plan.count(direction)
+        if count:
+            parts.append(f"{count} {direction}{'s' if count != 1 else ''}")
+    return f"{n} step{'s' if n != 1 else ''} ({', '.join(parts)})"
+
+
+def plan_json(plan: Plan) -> str:
+    """Return the plan as the stable JSON object of `plan --json`."""
+    return json.dumps(plan.to_dict(), indent=2)
+
+
+def plan_sql(plan: Plan, chunks: Sequence[str]) -> str:
+    """Return the SQL of each step, headed by a comment naming the step."""
+    if plan.up_to_date:
+        return f"-- {plan.environment} is up to date: no SQL to run\n"
+    out = []
+    total = len(plan.steps)
+    for i, (step, sql) in enumerate(zip(plan.steps, chunks, strict=True), start=1):
+        out.append(f"-- Step {i}/{total}: {step_label(step)}\n{sql.strip()}\n")
+    return "\n".join(out)
+
+
+def progress_line(event: Progress, *, short: bool = False) -> str:
+    """Return one line for a step starting, ending or failing; `short` ends name
+    only the step's number, for logs where its start line stands just above."""
+    prefix = "revert " if event.phase == "revert" else ""
+    counter = f"[{event.index}/{event.total}]"
+    head = counter if short else f"{counter} {prefix}{step_label(event.step)}"
+    if event.event == "start":
+        return f"{counter} {prefix}{step_label(event.step)} ..."
+    if event.event == "done":
+        return f"{head} done in {event.seconds:.2f}s"
+    return f"{head} FAILED after {event.seconds:.2f}s"
+
+
+def apply_outcome(result: ApplyResult) -> str:
+    """Return the closing line of a successful apply."""
+    n = len(result.done)
+    env = result.plan.environment
+    if not n:
+        return f"Nothing left to do (another process applied it); {env} is at {heads(result.heads)}."
+    verb = "Rolled back" if result.plan.count("upgrade") == 0 else "Applied"
+    return f"{verb} {n} step{'s' if n != 1 else ''}; {env} is at {heads(result.heads)}."
