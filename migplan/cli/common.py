@@ -3,8 +3,11 @@ progress on the terminal."""
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from typing import TypeVar
 
@@ -111,6 +114,21 @@ def read_each(
         except MigplanError as err:
             failed[name] = str(err)
     return found, failed
+
+
+def echo_json_per_database(
+    shaped: Mapping[str, Sequence[Mapping[str, object]]],
+    env: Environment,
+    database_name: str | None,
+    failed: dict[str, str],
+) -> None:
+    """Print what was read from each database as JSON: keyed by database for a
+    whole fleet, the one database's list otherwise (nothing if it failed)."""
+    many = env.is_fleet and database_name is None
+    if shaped or not failed:
+        click.echo(
+            json.dumps(shaped if many else next(iter(shaped.values())), indent=2)
+        )
 
 
 def report_failures(failed: dict[str, str], total: int) -> None:

@@ -16,6 +16,7 @@ from migplan.cli.app import State
 from migplan.cli.app import cli
 from migplan.cli.app import pass_state
 from migplan.cli.common import each_database
+from migplan.cli.common import echo_json_per_database
 from migplan.cli.common import read_each
 from migplan.cli.common import report_failures
 from migplan.cli.options import database_option
@@ -58,11 +59,7 @@ def log_command(
     )
     if as_json:
         shaped = {name: [r.to_dict() for r in runs] for name, runs in trails.items()}
-        many = env.is_fleet and database_name is None
-        if shaped or not failed:
-            click.echo(
-                json.dumps(shaped if many else next(iter(shaped.values())), indent=2)
-            )
+        echo_json_per_database(shaped, env, database_name, failed)
     else:
         for name, runs in trails.items():
             if len(targets) > 1:
@@ -93,11 +90,7 @@ def drift_command(
     )
     if as_json:
         shaped = {name: [d.to_dict() for d in diffs] for name, diffs in found.items()}
-        many = env.is_fleet and database_name is None
-        if shaped or not failed:
-            click.echo(
-                json.dumps(shaped if many else next(iter(shaped.values())), indent=2)
-            )
+        echo_json_per_database(shaped, env, database_name, failed)
     for name, differences in found.items() if not as_json else ():
         label = env.name if len(targets) == 1 and not env.is_fleet else name
         if differences:
