@@ -119,6 +119,24 @@ class Refused(MigplanError):
     """The user declined, or confirmation was needed and could not be asked."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is (migplan's handler in the CLI): an
+    interruption like Ctrl-C, which a migration's `except Exception` cannot eat."""
+
+
+class Interrupted(MigplanError):
+    """A run stopped by Ctrl-C or SIGTERM; the message says where the database is."""
+
+    def __init__(self, message: str, *, terminated: bool) -> None:
+        super().__init__(message)
+        self.exit_code = 143 if terminated else 130
+
+    @staticmethod
+    def signal_name(err: BaseException) -> str:
+        """SIGTERM or SIGINT, by which interruption `err` is."""
+        return "SIGTERM" if isinstance(err, Terminated) else "SIGINT"
+
+
 _DRIVERS = ("sqlalchemy", "psycopg", "psycopg2", "pymysql", "MySQLdb", "sqlite3")
 
 

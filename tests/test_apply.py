@@ -51,6 +51,8 @@ def test_failed_step_stops_at_the_last_good_revision(project, db_url):
 
 
 def test_on_failure_rollback_returns_to_the_start(project, db_url):
+    # c3 fails before changing anything: on every database, even where DDL is
+    # not transactional, the steps before it are reverted
     linear_project(project, db_url, "a1", on_failure="rollback")
     run(project.root, "apply", "dev")
     project.add_revision("b2", "a1", *_table("t_b2"))
@@ -59,13 +61,31 @@ def test_on_failure_rollback_returns_to_the_start(project, db_url):
     )
     result = run(project.root, "apply", "dev")
     assert result.exit_code == 1
-    if db_url.startswith("mysql"):
-        assert "not transactional" in result.stderr
-        assert version_rows(db_url) == ["b2"]
-    else:
-        assert "rolled back 1 step(s); the database is back at a1" in result.stderr
-        assert version_rows(db_url) == ["a1"]
-        assert "t_b2" not in tables(db_url)
+    assert "rolled back 1 step(s); the database is back at a1" in result.stderr
+    assert version_rows(db_url) == ["a1"]
+    assert "t_b2" not in tables(db_url)
+
+
+def test_on_failure_rollback_stops_at_a_half_applied_step_on_mariadb(
+    project, mysql_url
+):
+    # c3 fails after its first DDL statement: MariaDB committed that part, so the
+    # database is dirty and nothing is reverted on top of it
+    linear_project(project, mysql_url, "a1", on_failure="rollback")
+    run(project.root, "apply", "dev")
+    project.add_revision("b2", "a1", *_table("t_b2"))
+    project.add_revision(
+        "c3",
+        "b2",
+        "op.create_table('half', sa.Column('id', sa.Integer, primary_key=True))\n"
+        "op.execute('SELECT * FROM no_such_table')",
+        "op.drop_table('half')",
+    )
+    result = run(project.root, "apply", "dev")
+    assert result.exit_code == 1
+    assert "not transactional" in result.stderr
+    assert version_rows(mysql_url) == ["b2"]
+    assert {"t_b2", "half"} <= tables(mysql_url)
 
 
 def _table(name):

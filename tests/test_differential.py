@@ -52,6 +52,7 @@ from migplan.core.graph import RevisionGraph
 from migplan.core.planner import make_plan
 from migplan.core.revisions import RevisionFile
 from migplan.db.executor import run_steps
+from migplan.db.session import open_session
 from migplan.errors import MigplanError
 from migplan.project.config import load_config
 from migplan.project.history import load_graph
@@ -560,7 +561,10 @@ def check(case: Case) -> None:
             # migplan's executor runs the planned steps, and only those
             work = copy(start, "exec.db")
             env = project.environment("dev")
-            result = run_steps(project, env, graph, plan.current, plan.steps)
+            with open_session(env.url, project.tables, timeout=10) as session:
+                result = run_steps(
+                    project, graph, plan.current, plan.steps, session=session
+                )
             assert result.failed is None, result.failed
             assert logged(work) == expected.steps
             assert heads(work) == plan.after

@@ -269,28 +269,26 @@ def test_verify_passes_and_reports_several_heads(project, sqlite_url):
 
 
 def test_a_run_killed_after_its_last_step_committed_is_not_dirty(project, mysql_url):
-    # the process died between a migration's commit and the next step: the row
-    # still names that migration, but the version table shows it finished
+    # the process died between a migration's commit and the next step, and the
+    # row still names that migration (as migplan before 0.2 could leave it): the
+    # version table shows it finished
     from migplan.core.environment import Tables
     from migplan.core.graph import RevisionGraph
     from migplan.core.planner import make_plan
-    from migplan.core.results import Progress
     from migplan.core.url import DatabaseURL
     from migplan.db import audit
+    from migplan.db.session import open_session
 
     linear_project(project, mysql_url, "a1", "b2")
     assert run(project.root, "apply").exit_code == 0
     graph = RevisionGraph.from_pairs(("a1", None), ("b2", "a1"))
-    step = make_plan(graph, ("a1",), ["b2"]).steps[0]
-    with audit.AuditTrail(
-        DatabaseURL.parse(mysql_url),
-        Tables(),
-        environment="dev",
-        action="apply",
-        track_steps=True,
-    ) as trail:
-        trail.start(make_plan(graph, ("a1",), ["b2"]))
-        trail.observe(Progress("start", 1, 1, step))
+    plan = make_plan(graph, ("a1",), ["b2"])
+    with open_session(DatabaseURL.parse(mysql_url), Tables(), timeout=5) as session:
+        trail = audit.AuditTrail(session, environment="dev", action="apply")
+        trail.prepare()
+        trail.start(plan)
+        trail.step_started(session.connection, plan.steps[0], "apply")
+        session.connection.commit()
 
     assert "dirty" not in run(project.root, "status").stdout
     assert run(project.root, "plan", "--detailed-exitcode").exit_code == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from dataclasses import dataclass
 from dataclasses import field
 from typing import TYPE_CHECKING
@@ -12,6 +13,7 @@ import click
 
 from migplan import __version__
 from migplan.errors import MigplanError
+from migplan.errors import Terminated
 from migplan.errors import describe
 
 if TYPE_CHECKING:
@@ -24,13 +26,18 @@ class MigplanGroup(click.Group):
     """Where exit codes are decided, from exceptions: a MigplanError prints its
     line(s) on stderr and exits with its code (1; 2 for changes pending); any
     other exception is a bug: one line and exit 3 (the traceback with
-    MIGPLAN_DEBUG=1). Usage errors (2) and Ctrl-C stay click's own."""
+    MIGPLAN_DEBUG=1). Ctrl-C exits 130 and SIGTERM 143, as shells expect; usage
+    errors (2) stay click's own."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.Abort, click.ClickException):
             raise
+        except KeyboardInterrupt as err:
+            # outside a run that changes a database (those raise Interrupted)
+            click.echo("Aborted!", err=True)
+            ctx.exit(143 if isinstance(err, Terminated) else 130)
         except MigplanError as err:
             for line in err.lines():
                 click.echo(f"Error: {line}", err=True)
@@ -79,4 +86,10 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 def main() -> None:
     """Entry point of the console script."""
+    signal.signal(signal.SIGTERM, _terminate)
     cli(prog_name="migplan")
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM (Kubernetes, systemd, CI runners): stop as Ctrl-C stops a run."""
+    raise Terminated()

@@ -52,6 +52,12 @@ def finish(result: ApplyResult) -> None:
 
         raise MigrationFailed(result.failure_message())
     click.echo(render.apply_outcome(result))
+    if result.audit_error:
+        click.echo(
+            f"Warning: the audit trail could not record the end of this run "
+            f"({result.audit_error}); every step it ran is recorded",
+            err=True,
+        )
 
 
 def confirm(env: Environment, action: str, yes: bool) -> None:

@@ -316,7 +316,7 @@ def resolve_command(
         project,
         env,
         project.graph,
-        outcome,  # type: ignore[arg-type]
+        outcome,
         on_wait=say,
         lock_timeout=lock_timeout,
         url=one_database(env, database_name)[1],

@@ -59,6 +59,9 @@ class ApplyResult:
     reverted: tuple[StepResult, ...] = ()
     revert_failed: StepResult | None = None
     dirty: bool = False
+    audit_error: str | None = None
+    """Why the audit trail could not record how the run ended, if it could not
+    (every step it records was recorded when it committed)."""
 
     @property
     def ok(self) -> bool:

@@ -26,14 +26,13 @@ from migplan.errors import describe
 if TYPE_CHECKING:
     import sqlalchemy as sa
     from sqlalchemy.engine import Connection
-    from sqlalchemy.engine import Engine
 
     from migplan.core.environment import Tables
     from migplan.core.planner import Plan
-    from migplan.core.results import Progress
-    from migplan.core.results import StepResult
+    from migplan.core.planner import Step
     from migplan.core.revisions import Heads
     from migplan.core.url import DatabaseURL
+    from migplan.db.session import Session
 
 
 def actor() -> str:
@@ -82,82 +81,70 @@ def audit_table(name: str, schema: str | None = None) -> sa.Table:
 
 
 class AuditTrail:
-    """Records one run in the audit table, on a connection of its own."""
+    """Records one run in the audit table, on the run's session connection.
 
-    def __init__(
-        self,
-        url: DatabaseURL,
-        tables: Tables,
-        *,
-        environment: str,
-        action: str,
-        track_steps: bool,
-    ) -> None:
-        self.table = audit_table(tables.audit_table, tables.schema)
+    The run's row is written when the run starts and when it ends; each step is
+    recorded in the very transaction that commits the migration and its version
+    update, so the record and the database cannot disagree, even if the process
+    is killed. Where DDL is not transactional (MySQL/MariaDB), the step is also
+    marked as started before it runs: the first DDL statement commits the mark,
+    and if the migration dies half-way the database is *dirty*.
+    """
+
+    def __init__(self, session: Session, *, environment: str, action: str) -> None:
+        self.session = session
+        self.table = audit_table(session.tables.audit_table, session.tables.schema)
         self.environment = environment
         self.action = action
-        # per-step writes cost a commit each: only where a half-applied migration
-        # is possible (non-transactional DDL) are they worth it
-        self.track_steps = track_steps
+        self.marks_steps = not session.url.transactional_ddl
         self.run_id = str(uuid.uuid4())
         self.steps: list[dict[str, object]] = []
-        self._engine: Engine = database.shared_engine(url).execution_options(
-            isolation_level="AUTOCOMMIT"
-        )
-        self._connection: Connection | None = None
         self._row_id: int | None = None
 
-    def __enter__(self) -> AuditTrail:
+    def _execute(
+        self, statement: sa.Executable, connection: Connection | None = None
+    ) -> sa.CursorResult[tuple[object, ...]]:
+        """Run a statement; on the session's connection it commits at once, on a
+        migration's connection it belongs to that migration's transaction."""
         from sqlalchemy import exc as sa_exc
 
         try:
-            self._connection = self._engine.connect()
-            self.table.create(self._connection, checkfirst=True)
-        except sa_exc.SQLAlchemyError as err:
-            self.close()
-            raise DatabaseError(
-                f"cannot create the audit table {self.table.name}: {describe(err)}"
-            ) from err
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the audit connection."""
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
-
-    def _execute(self, statement: sa.Executable) -> sa.CursorResult[tuple[object, ...]]:
-        from sqlalchemy import exc as sa_exc
-
-        assert self._connection is not None, "use AuditTrail as a context manager"
-        try:
-            return self._connection.execute(statement)
+            if connection is not None:
+                return connection.execute(statement)
+            own = self.session.connection
+            result = own.execute(statement)
+            own.commit()
+            return result
         except sa_exc.SQLAlchemyError as err:
             raise DatabaseError(
                 f"cannot write the audit table {self.table.name}: {describe(err)}"
             ) from err
 
-    def interrupted_runs(self) -> list[Run]:
-        """Mark runs that never finished as interrupted (call under the lock)."""
+    def prepare(self) -> list[Run]:
+        """Create the table if needed; mark this environment's runs that never
+        finished as interrupted; return every recorded run, newest first."""
         import sqlalchemy as sa
+        from sqlalchemy import exc as sa_exc
 
+        own = self.session.connection
+        try:
+            self.table.create(own, checkfirst=True)
+            own.commit()
+        except sa_exc.SQLAlchemyError as err:
+            raise DatabaseError(
+                f"cannot create the audit table {self.table.name}: {describe(err)}"
+            ) from err
         table = self.table
-        rows = self._execute(
-            sa.select(table).where(
+        self._execute(
+            table.update()
+            .where(
                 table.c.environment == self.environment, table.c.outcome == "running"
             )
-        ).all()
+            .values(outcome="interrupted", finished_at=now())
+        )
+        rows = self._execute(sa.select(table)).all()
         runs = [run_from_row(dict(r._mapping)) for r in rows]
-        if runs:
-            self._execute(
-                table.update()
-                .where(table.c.id.in_([r.id for r in runs]))
-                .values(outcome="interrupted", finished_at=now())
-            )
-        return runs
+        return sorted(runs, key=lambda run: run.id, reverse=True)
 
     def start(self, plan: Plan) -> None:
         """Record that the run starts, from the plan's current heads."""
@@ -180,55 +167,105 @@ class AuditTrail:
         assert key is not None
         self._row_id = int(key[0])
 
-    def observe(self, event: Progress) -> None:
-        """Follow the executor's progress; with track_steps, write it as it goes."""
-        step = event.step
-        if event.event == "start":
-            self.steps.append(
-                {
-                    "revision": step.revision,
-                    "direction": step.direction,
-                    "phase": event.phase,
-                    "checksum": step.checksum,
-                    "outcome": "started",
-                }
+    def step_started(self, connection: Connection, step: Step, phase: str) -> None:
+        """A migration is about to run, inside its transaction on `connection`."""
+        self.steps.append(
+            {
+                "revision": step.revision,
+                "direction": step.direction,
+                "phase": phase,
+                "checksum": step.checksum,
+                "outcome": "started",
+            }
+        )
+        if self.marks_steps:
+            # committed by the migration's first DDL statement: if it dies
+            # half-way, this says so; if it changed nothing, this rolls back too
+            self._update(
+                connection,
+                dirty_revision=step.revision,
+                dirty_direction=step.direction,
+                steps=json.dumps(self.steps),
             )
-            if self.track_steps:
-                # written before the migration runs: if it dies half-way, this says so
-                self._update(
-                    dirty_revision=step.revision,
-                    dirty_direction=step.direction,
-                    steps=json.dumps(self.steps),
-                )
-            return
-        entry = self.steps[-1]
-        entry["outcome"] = "done" if event.event == "done" else "failed"
-        entry["seconds"] = round(event.seconds, 3)
 
-    def finish(
-        self,
-        outcome: str,
-        heads: Heads,
-        *,
-        error: str | None = None,
-        dirty: StepResult | None = None,
-    ) -> None:
-        """Record how the run ended, and whether it left the database dirty."""
+    def step_done(self, connection: Connection, seconds: float) -> None:
+        """The running migration and its version update are done; record it in the
+        same transaction, which commits next."""
+        self.steps[-1].update(outcome="done", seconds=round(seconds, 3))
+        values: dict[str, object] = {"steps": json.dumps(self.steps)}
+        if self.marks_steps:
+            values.update(dirty_revision=None, dirty_direction=None)
+        self._update(connection, **values)
+
+    def step_failed(self, seconds: float) -> None:
+        """The running migration failed: its transaction, and this, roll back."""
+        if self.steps and self.steps[-1]["outcome"] == "started":
+            self.steps[-1].update(outcome="failed", seconds=round(seconds, 3))
+
+    def is_dirty(self) -> bool:
+        """Whether this run's row says a migration was left half-applied (read on
+        the session, else on a new connection: the session's may be dead)."""
+        import sqlalchemy as sa
+
+        query = sa.select(self.table.c.dirty_revision).where(
+            self.table.c.id == self._row_id
+        )
+        for connection in (self.session.connection, None):
+            try:
+                if connection is not None:
+                    found = connection.execute(query).scalar()
+                    connection.commit()
+                    return found is not None
+                with database.connect(self.session.url) as fresh:
+                    return fresh.execute(query).scalar() is not None
+            except Exception:  # noqa: BLE001 - a dead connection: try the next
+                continue
+        return True  # cannot tell: say dirty, so that nobody runs it again blindly
+
+    def unfinished(self) -> dict[str, object] | None:
+        """The step that started and neither finished nor failed, if any."""
+        if self.steps and self.steps[-1]["outcome"] == "started":
+            return self.steps[-1]
+        return None
+
+    def finish(self, outcome: str, heads: Heads, *, error: str | None = None) -> None:
+        """Record how the run ended (synchronously: this commit makes the whole
+        run durable). The dirty mark stays as the steps' own commits left it."""
+        from migplan.db.session import durable
+
+        own = self.session.connection
+        if own.in_transaction():
+            own.rollback()
+        durable(own)
         self._update(
+            None,
             finished_at=now(),
             to_heads=",".join(heads),
             outcome=outcome,
             steps=json.dumps(self.steps),
             error=error,
-            dirty_revision=dirty.step.revision if dirty else None,
-            dirty_direction=dirty.step.direction if dirty else None,
         )
 
-    def _update(self, **values: object) -> None:
-        assert self._row_id is not None
+    def _update(self, connection: Connection | None, **values: object) -> None:
+        assert self._row_id is not None, "start the run first"
         self._execute(
-            self.table.update().where(self.table.c.id == self._row_id).values(**values)
+            self.table.update().where(self.table.c.id == self._row_id).values(**values),
+            connection,
         )
+
+
+def read_runs_on(connection: Connection, tables: Tables) -> list[Run]:
+    """Return recorded runs, newest first, read on `connection` (commits)."""
+    import sqlalchemy as sa
+
+    table = audit_table(tables.audit_table, tables.schema)
+    if not sa.inspect(connection).has_table(table.name, schema=tables.schema):
+        connection.commit()
+        return []
+    rows = connection.execute(sa.select(table)).all()
+    connection.commit()
+    runs = [run_from_row(dict(r._mapping)) for r in rows]
+    return sorted(runs, key=lambda run: run.id, reverse=True)
 
 
 def read_runs(
@@ -246,13 +283,10 @@ def read_runs(
     return runs[:limit] if limit is not None else runs
 
 
-def mark_resolved(url: DatabaseURL, tables: Tables, run_id: int) -> None:
-    """Record that the dirty state left by a run is settled."""
+def mark_resolved(connection: Connection, tables: Tables, run_id: int) -> None:
+    """Record that the dirty state left by a run is settled (commits)."""
     definition = audit_table(tables.audit_table, tables.schema)
-    with database.connect(url) as connection:
-        connection.execute(
-            definition.update()
-            .where(definition.c.id == run_id)
-            .values(resolved_at=now())
-        )
-        connection.commit()
+    connection.execute(
+        definition.update().where(definition.c.id == run_id).values(resolved_at=now())
+    )
+    connection.commit()

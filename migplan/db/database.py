@@ -44,14 +44,27 @@ def driver_url(url: DatabaseURL) -> str:
     return text
 
 
-def create_engine(url: DatabaseURL) -> Engine:
-    """Return an engine for `url`; SQLite gets real transactions around DDL."""
+def create_engine(url: DatabaseURL, *, single: bool = False) -> Engine:
+    """Return an engine for `url`; SQLite gets real transactions around DDL.
+
+    A `single` engine holds exactly one database connection and hands it to every
+    `connect()` (a run's session: see db.session); others open one per use.
+    """
     import sqlalchemy as sa
     from sqlalchemy import event
     from sqlalchemy import exc as sa_exc
 
     try:
-        engine = sa.create_engine(driver_url(url), poolclass=sa.pool.NullPool)
+        if single:
+            # migplan commits and rolls back itself; a Connection closed by env.py
+            # must not roll back the one connection everything runs on
+            engine = sa.create_engine(
+                driver_url(url),
+                poolclass=sa.pool.StaticPool,
+                pool_reset_on_return=None,
+            )
+        else:
+            engine = sa.create_engine(driver_url(url), poolclass=sa.pool.NullPool)
     except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ImportError) as err:
         raise DatabaseError(f"{url}: {err}") from err
     if engine.dialect.name == "postgresql":
@@ -180,7 +193,7 @@ def read_heads(url: DatabaseURL, tables: Tables) -> Heads:
     return tuple(sorted(str(row["version_num"]) for row in rows or ()))
 
 
-def write_heads(url: DatabaseURL, heads: Heads, tables: Tables) -> None:
+def write_heads_on(connection: Connection, heads: Heads, tables: Tables) -> None:
     """Replace the version table's rows with `heads` (a stamp), in one transaction."""
     import sqlalchemy as sa
     from sqlalchemy import exc as sa_exc
@@ -192,14 +205,13 @@ def write_heads(url: DatabaseURL, heads: Heads, tables: Tables) -> None:
         sa.Column("version_num", sa.String(32), primary_key=True),
         schema=tables.schema,
     )
-    with connect(url) as connection:
-        try:
-            with connection.begin():
-                table.create(connection, checkfirst=True)
-                connection.execute(table.delete())
-                for head in heads:
-                    connection.execute(table.insert().values(version_num=head))
-        except sa_exc.SQLAlchemyError as err:
-            raise DatabaseError(
-                f"cannot write {version_table}: {describe(err)}"
-            ) from err
+    try:
+        if connection.in_transaction():
+            connection.commit()
+        with connection.begin():
+            table.create(connection, checkfirst=True)
+            connection.execute(table.delete())
+            for head in heads:
+                connection.execute(table.insert().values(version_num=head))
+    except sa_exc.SQLAlchemyError as err:
+        raise DatabaseError(f"cannot write {version_table}: {describe(err)}") from err

@@ -29,6 +29,8 @@ from migplan.core.url import DatabaseURL
 from migplan.db import appload
 from migplan.db import database
 from migplan.db import scripts
+from migplan.db.audit import AuditTrail
+from migplan.db.session import Session
 from migplan.errors import ConfigError
 from migplan.errors import MigplanError
 from migplan.errors import RevisionGraphError
@@ -61,8 +63,9 @@ class _MigplanEnvironment(EnvironmentContext):
         *,
         engine: Engine,
         project: Project,
+        connection: Connection | None = None,
         output_buffer: io.StringIO | None = None,
-        on_step_end: Callable[[], None] | None = None,
+        on_step_end: Callable[..., None] | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(config, script, **kw)
@@ -70,7 +73,7 @@ class _MigplanEnvironment(EnvironmentContext):
         self._project = project
         self._output_buffer = output_buffer
         self._on_step_end = on_step_end
-        self._connection: Connection | None = None
+        self._connection = connection
         self._configured = False
 
     def configure(  # type: ignore[override]
@@ -100,7 +103,9 @@ class _MigplanEnvironment(EnvironmentContext):
             connection, url = None, self._engine.url
             kw["output_buffer"] = self._output_buffer
         elif connection is None or connection.engine is not self._engine:
-            connection = self._connect()
+            # env.py's own engine or URL: the environment's database wins, on the
+            # session's connection, which holds the migration lock
+            connection = self._connection
         kw["transaction_per_migration"] = True
         if self._engine.dialect.name in TRANSACTIONAL_DDL:
             kw["transactional_ddl"] = True
@@ -109,21 +114,10 @@ class _MigplanEnvironment(EnvironmentContext):
             callbacks = (
                 list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]
             )
-            on_step_end = self._on_step_end
-            kw["on_version_apply"] = [*callbacks, lambda **_: on_step_end()]
+            kw["on_version_apply"] = [*callbacks, self._on_step_end]
         # migplan reports each step itself; Alembic's INFO lines would repeat it
         logging.getLogger("alembic").setLevel(logging.WARNING)
         super().configure(connection=connection, url=url, **kw)
-
-    def _connect(self) -> Connection:
-        if self._connection is None:
-            self._connection = self._engine.connect()
-        return self._connection
-
-    def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
 
 
 # `alembic.context` proxies to the running EnvironmentContext; let it proxy to
@@ -152,53 +146,78 @@ def load_modules(graph: RevisionGraph, steps: Sequence[Step]) -> None:
             )
 
 
+class StepAborted(Exception):
+    """A migration raised SystemExit or another BaseException: a failed step."""
+
+
 def run_steps(
     project: Project,
-    env: Environment,
     graph: RevisionGraph,
     current: Heads,
     steps: Sequence[Step],
     *,
+    session: Session,
     progress: ProgressFn | None = None,
     phase: Literal["apply", "revert"] = "apply",
-    url: DatabaseURL | None = None,
+    trail: AuditTrail | None = None,
 ) -> RunResult:
-    """Run `steps` through the project's env.py, starting from `current`.
+    """Run `steps` through the project's env.py, starting from `current`, on the
+    session's connection (which holds the migration lock).
 
-    Every step is its own transaction (where DDL is transactional): a failure
-    leaves the steps before it committed and nothing of the failed one.
+    Every step is its own transaction (where DDL is transactional), recorded in
+    the audit `trail` inside that transaction: a failure leaves the steps before
+    it committed and recorded, and nothing of the failed one. Ctrl-C and SIGTERM
+    (KeyboardInterrupt) stop the run the same way and are raised on.
     """
     if not steps:
         return RunResult()
     load_modules(graph, steps)
-    url = url or env.url
-    config = scripts.alembic_config(project, url)
+    config = scripts.alembic_config(project, session.url)
     script = scripts.script_directory(config, graph)
     done: list[StepResult] = []
     failed: list[StepResult] = []
     total = len(steps)
+    running: list[tuple[int, Step, float]] = []
+    connections: list[Connection] = []
 
     def timed(
         index: int, step: Step, migration_fn: Callable[..., None]
     ) -> Callable[..., None]:
         def run(*args: Any, **kw: Any) -> None:
+            if trail is not None:
+                trail.step_started(connections[-1], step, phase)
             if progress:
                 progress(Progress("start", index, total, step, phase=phase))
             started = time.perf_counter()
+            running.append((index, step, started))
             try:
                 migration_fn(*args, **kw)
             except BaseException as err:
+                running.pop()
                 seconds = time.perf_counter() - started
                 failed.append(StepResult(step, seconds, describe(err)))
+                if trail is not None:
+                    trail.step_failed(seconds)
                 if progress:
                     progress(Progress("failed", index, total, step, seconds, phase))
-                raise
-            seconds = time.perf_counter() - started
-            done.append(StepResult(step, seconds))
-            if progress:
-                progress(Progress("done", index, total, step, seconds, phase))
+                if isinstance(err, (Exception, KeyboardInterrupt)):
+                    raise
+                # SystemExit and the like: a failed step, rolled back as any other
+                raise StepAborted(describe(err)) from err
 
         return run
+
+    def version_applied(ctx: MigrationContext, **_: Any) -> None:
+        # Alembic's on_version_apply: the version table is updated, the
+        # migration's transaction not yet committed; record the step in it
+        index, step, started = running.pop()
+        seconds = time.perf_counter() - started
+        if trail is not None:
+            assert ctx.connection is not None
+            trail.step_done(ctx.connection, seconds)
+        done.append(StepResult(step, seconds))
+        if progress:
+            progress(Progress("done", index, total, step, seconds, phase))
 
     def fn(heads: Sequence[str], context: MigrationContext) -> list[RevisionStep]:
         # re-checked inside Alembic, on the connection that will run the steps
@@ -206,6 +225,8 @@ def run_steps(
             raise StalePlan(
                 f"the database is at {_heads(heads)}, not {_heads(current)} as planned"
             )
+        assert context.connection is not None
+        connections.append(context.connection)
         out = []
         for index, step in enumerate(steps, start=1):
             migration = compat.revision_step(
@@ -215,27 +236,32 @@ def run_steps(
             out.append(migration)
         return out
 
-    engine = database.create_engine(url)
-    if engine.dialect.name == "postgresql":
-        _commit_without_waiting(engine)
     try:
         with _alembic_log_level_kept():
-            with appload.app_context(project, engine) as app:
+            with appload.app_context(project, session.engine) as app:
                 config.attributes["target_metadata"] = appload.target_metadata(
                     project, app
                 )
-                environment = _MigplanEnvironment(
-                    config, script, engine=engine, project=project, fn=fn
-                )
-                config.attributes["connection"] = environment._connect()
-                try:
-                    with environment:
-                        script.run_env()
-                finally:
-                    environment.close()
+                config.attributes["connection"] = session.connection
+                with _MigplanEnvironment(
+                    config,
+                    script,
+                    engine=session.engine,
+                    connection=session.connection,
+                    project=project,
+                    fn=fn,
+                    on_step_end=version_applied,
+                ):
+                    script.run_env()
     except Exception as err:
-        if not failed and done:
-            # the last migration ran, then its version update or COMMIT failed
+        if not failed and running:
+            # the migration ran, then its version update failed
+            _, step, started = running.pop()
+            failed.append(
+                StepResult(step, time.perf_counter() - started, describe(err))
+            )
+        elif not failed and done:
+            # the last migration was recorded, then its COMMIT failed
             last = done.pop()
             failed.append(StepResult(last.step, last.seconds, describe(err)))
         if not failed:
@@ -244,26 +270,19 @@ def run_steps(
             # env.py itself failed, before any migration ran
             raise MigplanError(f"env.py failed: {describe(err)}") from err
     finally:
-        engine.dispose()
+        _settle(session.connection)
     return RunResult(tuple(done), failed[0] if failed else None)
 
 
-def _commit_without_waiting(engine: Engine) -> None:
-    """Let each migration's COMMIT return before its WAL reaches the disk.
+def _settle(connection: Connection) -> None:
+    """Leave the session's connection idle, whatever env.py left behind."""
+    from sqlalchemy import exc as sa_exc
 
-    Every migration is still one transaction, atomic and consistent with the
-    version table; a server crash during the run can only lose the last few
-    migrations whole, as if they had not run yet. The audit trail's final
-    (synchronous) commit then makes every migration of the run durable: WAL is
-    flushed in order. One fsync per run, not one per migration.
-    """
-    from sqlalchemy import event
-
-    @event.listens_for(engine, "connect")
-    def _asynchronous_commit(dbapi_connection: Any, record: object) -> None:
-        with dbapi_connection.cursor() as cursor:
-            cursor.execute("SET synchronous_commit TO off")
-        dbapi_connection.commit()
+    try:
+        if connection.in_transaction():
+            connection.rollback()
+    except sa_exc.SQLAlchemyError:
+        pass  # a dead connection: the caller finds out when it next uses it
 
 
 def _heads(heads: Sequence[str]) -> str:
@@ -322,7 +341,7 @@ def render_sql(
                 starting_rev=list(plan.current) or None,
                 destination_rev=" ".join(plan.target),
                 output_buffer=buffer,
-                on_step_end=lambda: ends.append(buffer.tell()),
+                on_step_end=lambda **_: ends.append(buffer.tell()),
             )
             with environment:
                 script.run_env()

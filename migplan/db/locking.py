@@ -1,8 +1,10 @@
-"""One migrator at a time: a database-level lock held for a whole apply/rollback.
+"""One migrator at a time: a database-level lock held for a whole run.
 
-PostgreSQL: a session advisory lock; MySQL/MariaDB: GET_LOCK; SQLite: an OS lock
-on a file beside the database. Each lives on a connection (or file handle) of its
-own and dies with the process, so a killed migplan never leaves a stale lock.
+PostgreSQL: a session advisory lock; MySQL/MariaDB: GET_LOCK; both taken on the
+very connection that runs the migrations (see db.session), so that whatever ends
+that session (a terminated backend, a server timeout, a network drop) ends the
+lock and the ability to commit together. SQLite: an OS lock on a file beside the
+database. Each dies with the process: a killed migplan never leaves a stale lock.
 """
 
 from __future__ import annotations
@@ -49,24 +51,25 @@ def _key(url: DatabaseURL, tables: Tables) -> int:
 
 
 @contextmanager
-def migration_lock(
+def hold(
+    connection: sa.Connection,
     url: DatabaseURL,
     tables: Tables,
     *,
     timeout: float = 300.0,
     on_wait: WaitFn | None = None,
 ) -> Iterator[None]:
-    """Hold the database's migration lock; wait up to `timeout` seconds for it."""
-    dialect = url.dialect
+    """Hold the database's migration lock, on `connection` where the database has
+    session locks; wait up to `timeout` seconds for it."""
     key = _key(url, tables)
-    if dialect == "sqlite":
-        lock = _sqlite_lock(url, key, timeout, on_wait)
-    elif dialect == "postgresql":
-        lock = _postgresql_lock(url, key, timeout, on_wait)
-    elif dialect == "mysql":
-        lock = _mysql_lock(url, key, timeout, on_wait)
+    if url.dialect == "sqlite":
+        lock = _sqlite_lock(url, timeout, on_wait)
+    elif url.dialect == "postgresql":
+        lock = _postgresql_lock(connection, url, key, timeout, on_wait)
+    elif url.dialect == "mysql":
+        lock = _mysql_lock(connection, url, key, timeout, on_wait)
     else:
-        raise DatabaseError(f"migplan cannot lock a {dialect} database")
+        raise DatabaseError(f"migplan cannot lock a {url.dialect} database")
     with lock:
         yield
 
@@ -106,39 +109,42 @@ def _pause(wait: float) -> None:
 
 @contextmanager
 def _postgresql_lock(
-    url: DatabaseURL, key: int, timeout: float, on_wait: WaitFn | None
+    connection: sa.Connection,
+    url: DatabaseURL,
+    key: int,
+    timeout: float,
+    on_wait: WaitFn | None,
 ) -> Iterator[None]:
-    engine = database.shared_engine(url).execution_options(isolation_level="AUTOCOMMIT")
-    with _lock_connection(engine, url) as connection:
-        connection.exec_driver_sql(
-            "SELECT set_config('application_name', %(name)s, false)",
-            {"name": holder_name()[:63]},
-        )
+    # who holds the lock, as pg_stat_activity tells other migplan processes
+    connection.exec_driver_sql(
+        "SELECT set_config('application_name', %(name)s, false)",
+        {"name": holder_name()[:63]},
+    )
+    connection.commit()
 
-        def attempt(wait: float) -> bool:
-            _pause(wait)
-            return bool(
-                connection.execute(
-                    sa.text("SELECT pg_try_advisory_lock(:ns, :key)"),
-                    {"ns": _NAMESPACE, "key": key},
-                ).scalar()
-            )
+    def attempt(wait: float) -> bool:
+        _pause(wait)
+        got = connection.execute(
+            sa.text("SELECT pg_try_advisory_lock(:ns, :key)"),
+            {"ns": _NAMESPACE, "key": key},
+        ).scalar()
+        connection.commit()
+        return bool(got)
 
-        _wait_for(
-            url,
-            timeout,
-            on_wait,
-            attempt,
-            lambda: _postgresql_find(connection, key) or "another session",
+    def holder() -> str:
+        found = _postgresql_find(connection, key) or "another session"
+        connection.commit()
+        return found
+
+    _wait_for(url, timeout, on_wait, attempt, holder)
+    try:
+        yield
+    finally:
+        _release(
+            connection,
+            "SELECT pg_advisory_unlock(:ns, :key)",
+            {"ns": _NAMESPACE, "key": key},
         )
-        try:
-            yield
-        finally:
-            _release(
-                connection,
-                "SELECT pg_advisory_unlock(:ns, :key)",
-                {"ns": _NAMESPACE, "key": key},
-            )
 
 
 def _postgresql_find(connection: sa.Connection, key: int) -> str | None:
@@ -165,32 +171,34 @@ def _postgresql_find(connection: sa.Connection, key: int) -> str | None:
 
 @contextmanager
 def _mysql_lock(
-    url: DatabaseURL, key: int, timeout: float, on_wait: WaitFn | None
+    connection: sa.Connection,
+    url: DatabaseURL,
+    key: int,
+    timeout: float,
+    on_wait: WaitFn | None,
 ) -> Iterator[None]:
-    engine = database.shared_engine(url).execution_options(isolation_level="AUTOCOMMIT")
-    with _lock_connection(engine, url) as connection:
-        database_name = connection.exec_driver_sql("SELECT DATABASE()").scalar() or ""
-        name = _mysql_name(key, database_name)
+    database_name = connection.exec_driver_sql("SELECT DATABASE()").scalar() or ""
+    name = _mysql_name(key, database_name)
 
-        def attempt(wait: float) -> bool:
-            # later tries wait inside GET_LOCK
-            got = connection.execute(
-                sa.text("SELECT GET_LOCK(:name, :wait)"),
-                {"name": name, "wait": wait},
-            ).scalar()
-            return bool(got == 1)
+    def attempt(wait: float) -> bool:
+        # later tries wait inside GET_LOCK
+        got = connection.execute(
+            sa.text("SELECT GET_LOCK(:name, :wait)"),
+            {"name": name, "wait": wait},
+        ).scalar()
+        connection.commit()
+        return bool(got == 1)
 
-        _wait_for(
-            url,
-            timeout,
-            on_wait,
-            attempt,
-            lambda: _mysql_find(connection, name) or "another session",
-        )
-        try:
-            yield
-        finally:
-            _release(connection, "SELECT RELEASE_LOCK(:name)", {"name": name})
+    def holder() -> str:
+        found = _mysql_find(connection, name) or "another session"
+        connection.commit()
+        return found
+
+    _wait_for(url, timeout, on_wait, attempt, holder)
+    try:
+        yield
+    finally:
+        _release(connection, "SELECT RELEASE_LOCK(:name)", {"name": name})
 
 
 def _mysql_name(key: int, database_name: str) -> str:
@@ -224,14 +232,17 @@ def _lock_connection(engine: sa.Engine, url: DatabaseURL) -> Iterator[sa.Connect
 
 def _release(connection: sa.Connection, sql: str, params: dict[str, object]) -> None:
     try:
+        if connection.in_transaction():
+            connection.rollback()
         connection.execute(sa.text(sql), params)
+        connection.commit()
     except sa_exc.SQLAlchemyError:
         pass  # the connection closes next, which releases the lock anyway
 
 
 @contextmanager
 def _sqlite_lock(
-    url: DatabaseURL, key: int, timeout: float, on_wait: WaitFn | None
+    url: DatabaseURL, timeout: float, on_wait: WaitFn | None
 ) -> Iterator[None]:
     database_path = url.sqlite_file
     if database_path is None:

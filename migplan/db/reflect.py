@@ -12,11 +12,11 @@ from migplan.errors import MigplanError
 from migplan.errors import describe
 
 
-def schema(url: DatabaseURL, ignore: set[str]) -> Schema:
-    """Return the schema of a database, in a form two snapshots compare by."""
-    engine = database.create_engine(url)
+def schema(connection: sa.Connection, ignore: set[str]) -> Schema:
+    """Return the schema of the connected database, in a form two snapshots compare
+    by (the connection is left idle)."""
     try:
-        inspector = sa.inspect(engine)
+        inspector = sa.inspect(connection)
         schema: Schema = {}
         for table in sorted(inspector.get_table_names()):
             if table in ignore or table.startswith("migplan_"):
@@ -52,7 +52,7 @@ def schema(url: DatabaseURL, ignore: set[str]) -> Schema:
             }
         return schema
     finally:
-        engine.dispose()
+        connection.rollback()
 
 
 def require_empty(url: DatabaseURL) -> None:

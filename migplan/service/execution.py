@@ -1,19 +1,26 @@
-"""The use cases that change a database: apply a plan (lock, re-read, preflight,
-audit, run, stop or revert on failure) and resolve a dirty database."""
+"""The use cases that change a database: apply a plan and resolve a dirty database.
+
+Everything happens in one session (db.session): the lock, the re-read of the
+version table, the preflight's audit runs, every migration and its audit record.
+A run stops in one of four ways, each with a known outcome, recorded and said:
+it finishes; a step fails (stop, or revert where `on_failure: rollback`); it is
+interrupted (Ctrl-C, SIGTERM: the running migration is rolled back where DDL is
+transactional, left dirty where not); its connection dies (the lock with it).
+"""
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
+from collections.abc import Iterator
 from collections.abc import Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
-from typing import Literal
 
 from migplan.core import planner
 from migplan.core import policy
 from migplan.core.planner import Plan
 from migplan.core.planner import Step
 from migplan.core.results import ApplyResult
-from migplan.core.results import Progress
 from migplan.core.results import ProgressFn
 from migplan.core.results import heads_text
 from migplan.core.runs import Run
@@ -22,7 +29,10 @@ from migplan.db import audit
 from migplan.db import database
 from migplan.db import executor
 from migplan.db import locking
+from migplan.db import session as sessions
+from migplan.errors import DatabaseError
 from migplan.errors import DirtyDatabase
+from migplan.errors import Interrupted
 from migplan.errors import MigplanError
 from migplan.errors import PolicyViolation
 from migplan.errors import StalePlan
@@ -34,39 +44,9 @@ if TYPE_CHECKING:
     from migplan.core.graph import RevisionGraph
     from migplan.core.revisions import Heads
     from migplan.core.url import DatabaseURL
+    from migplan.db.audit import AuditTrail
+    from migplan.db.session import Session
     from migplan.project.config import Project
-
-
-def apply_plan(
-    project: Project,
-    env: Environment,
-    graph: RevisionGraph,
-    plan: Plan,
-    *,
-    progress: ProgressFn | None = None,
-    url: DatabaseURL | None = None,
-) -> ApplyResult:
-    """Run a plan; on failure, stop or revert as the environment says.
-
-    The caller holds the migration lock and has checked that the database is at
-    `plan.current`.
-    """
-    url = url or env.url
-    run = executor.run_steps(
-        project, env, graph, plan.current, plan.steps, progress=progress, url=url
-    )
-    heads = database.read_heads(url, project.tables)
-    if run.failed is None:
-        return ApplyResult(plan, run.done, heads)
-    dirty = not url.transactional_ddl
-    if env.on_failure != "rollback" or not run.done or dirty:
-        return ApplyResult(plan, run.done, heads, run.failed, dirty=dirty)
-    undo = [r.step.inverse() for r in reversed(run.done)]
-    revert = executor.run_steps(
-        project, env, graph, heads, undo, progress=progress, phase="revert", url=url
-    )
-    heads = database.read_heads(url, project.tables)
-    return ApplyResult(plan, run.done, heads, run.failed, revert.done, revert.failed)
 
 
 def apply(
@@ -75,12 +55,13 @@ def apply(
     graph: RevisionGraph,
     plan: Plan,
     *,
-    action: Literal["apply", "rollback"] = "apply",
+    action: str = "apply",
     replan: bool = True,
     progress: ProgressFn | None = None,
     on_wait: locking.WaitFn | None = None,
     lock_timeout: float | None = None,
     url: DatabaseURL | None = None,
+    on_failure: str | None = None,
 ) -> ApplyResult:
     """Take the migration lock, check the database is where `plan` starts, run it,
     and record the run in the audit trail.
@@ -88,20 +69,23 @@ def apply(
     If another process moved the database meanwhile, a computed plan (`replan`)
     is made again, and runs only if it is what is left of the plan that was
     shown; a saved plan is refused. A dirty database is refused.
+
+    :raises Interrupted: Ctrl-C or SIGTERM stopped the run; the message says where
+        the database is.
     """
     url = url or env.url
-    with _migration_lock(project, env, url, lock_timeout, on_wait):
+    with _session(project, env, url, lock_timeout, on_wait) as session:
         # re-read under the lock: another deploy may have moved the heads
-        heads = database.read_heads(url, project.tables)
+        heads = session.read_heads()
         if heads != plan.current:
-            moved = f"the database moved from {heads_text(plan.current)} to {heads_text(heads)}"
+            moved = (
+                f"the database moved from {heads_text(plan.current)} to "
+                f"{heads_text(heads)}"
+            )
             if not replan:
                 raise StalePlan(f"{moved} since the plan was made; make a new plan")
             fresh = planning.describe(
-                project,
-                planner.route(graph, heads, plan.target),
-                plan.environment,
-                url,
+                project, planner.route(graph, heads, plan.target), plan.environment, url
             )
             if not _is_suffix(fresh.steps, plan.steps):
                 raise StalePlan(
@@ -110,67 +94,183 @@ def apply(
             plan = fresh
         if plan.up_to_date:
             return ApplyResult(plan, (), heads)
+        trail = audit.AuditTrail(session, environment=env.name, action=action)
+        runs = trail.prepare()
         verdict = planning.preflight(
-            project, env, plan, url, action=action, locked=True
+            project, env, plan, url, action=action, locked=True, runs=runs
         )
         if verdict.refusals:
             first = verdict.refusals[0]
             error = DirtyDatabase if first.rule == "dirty" else PolicyViolation
             raise error(policy.refusal(list(verdict.refusals), action))
-        transactional = url.transactional_ddl
-        with audit.AuditTrail(
-            url,
-            project.tables,
-            environment=env.name,
-            action=action,
-            track_steps=not transactional,
-        ) as trail:
-            trail.interrupted_runs()
-            trail.start(plan)
+        trail.start(plan)
+        return _run(project, env, graph, plan, session, trail, progress, on_failure)
 
-            def observe(event: Progress) -> None:
-                trail.observe(event)
-                if progress:
-                    progress(event)
 
-            try:
-                result = apply_plan(
-                    project, env, graph, plan, progress=observe, url=url
-                )
-            except BaseException as err:
-                # env.py or the connection failed outside any migration
-                after = _safeheads_text(project, url)
-                trail.finish("failed", after or heads, error=describe(err))
-                raise
-            trail.finish(
-                result.outcome,
-                result.heads,
-                error=result.failed.error if result.failed else None,
-                dirty=result.failed if result.dirty else None,
+def _run(
+    project: Project,
+    env: Environment,
+    graph: RevisionGraph,
+    plan: Plan,
+    session: Session,
+    trail: AuditTrail,
+    progress: ProgressFn | None,
+    on_failure: str | None,
+) -> ApplyResult:
+    """Run the plan in the session and close the audit row, whatever happens."""
+    try:
+        result = _apply_plan(
+            project, env, graph, plan, session, trail, progress, on_failure
+        )
+    except KeyboardInterrupt as err:
+        raise _interrupted(env, plan, session, trail, err) from err
+    except BaseException as err:
+        # env.py or the connection failed outside any migration
+        _close(trail, "failed", _heads_now(session) or plan.current, describe(err))
+        raise
+    audit_error = _close(
+        trail,
+        result.outcome,
+        result.heads,
+        result.failed.error if result.failed else None,
+    )
+    if audit_error is not None:
+        # every committed step is in the audit trail; only the row's end is not
+        result = dataclasses.replace(
+            result, heads=_heads_now(session) or result.heads, audit_error=audit_error
+        )
+    return result
+
+
+def _apply_plan(
+    project: Project,
+    env: Environment,
+    graph: RevisionGraph,
+    plan: Plan,
+    session: Session,
+    trail: AuditTrail,
+    progress: ProgressFn | None,
+    on_failure: str | None,
+) -> ApplyResult:
+    """Run a plan; on failure, stop or revert as the environment says."""
+    run = executor.run_steps(
+        project,
+        graph,
+        plan.current,
+        plan.steps,
+        session=session,
+        progress=progress,
+        trail=trail,
+    )
+    heads = _heads_now(session)
+    if heads is None:
+        raise DatabaseError(
+            f"{session.url}: the connection was lost and the database cannot be "
+            "read again to say where it is"
+        )
+    if run.failed is None:
+        return ApplyResult(plan, run.done, heads)
+    if not session.url.transactional_ddl and trail.is_dirty():
+        # half-applied: nothing more runs on top of it until it is resolved
+        return ApplyResult(plan, run.done, heads, run.failed, dirty=True)
+    if (on_failure or env.on_failure) != "rollback" or not run.done:
+        return ApplyResult(plan, run.done, heads, run.failed)
+    undo = [r.step.inverse() for r in reversed(run.done)]
+    revert = executor.run_steps(
+        project,
+        graph,
+        heads,
+        undo,
+        session=session,
+        progress=progress,
+        phase="revert",
+        trail=trail,
+    )
+    heads = _heads_now(session) or heads
+    return ApplyResult(plan, run.done, heads, run.failed, revert.done, revert.failed)
+
+
+def _interrupted(
+    env: Environment,
+    plan: Plan,
+    session: Session,
+    trail: AuditTrail,
+    err: KeyboardInterrupt,
+) -> Interrupted:
+    """Close the run as interrupted, and say where the database is."""
+    name = Interrupted.signal_name(err)
+    heads = _heads_now(session)
+    where = heads_text(heads) if heads is not None else "unknown (cannot read it)"
+    unfinished = trail.unfinished()
+    _close(trail, "interrupted", heads or plan.current, f"interrupted by {name}")
+    message = f"interrupted by {name}"
+    if unfinished is not None:
+        step = f"{unfinished['direction']} {unfinished['revision']}"
+        message += f" during {step}"
+        if session.url.transactional_ddl:
+            message += f", which was rolled back; {env.name} is at {where}"
+        elif trail.is_dirty():
+            message += (
+                f"; the database may be left half-way through {step} (its DDL is "
+                f"not transactional) and the version table says {where}: fix the "
+                f"schema, then run 'migplan resolve {env.name} --as applied' or "
+                "'--as reverted'"
             )
-        return result
+        else:
+            message += f", before it changed anything; {env.name} is at {where}"
+    else:
+        message += f"; {env.name} is at {where}"
+    return Interrupted(message, terminated=name == "SIGTERM")
 
 
-def _migration_lock(
+def _close(
+    trail: AuditTrail, outcome: str, heads: Heads, error: str | None
+) -> str | None:
+    """Close the audit row; return why it could not be closed, if it could not."""
+    try:
+        trail.finish(outcome, heads, error=error)
+    except MigplanError as err:
+        return str(err)
+    return None
+
+
+def _heads_now(session: Session) -> Heads | None:
+    """Where the database is: read on the session, else on a new connection (the
+    session's may be dead), else None."""
+    try:
+        return session.read_heads()
+    except MigplanError:
+        pass
+    try:
+        return database.read_heads(session.url, session.tables)
+    except MigplanError:
+        return None
+
+
+@contextmanager
+def _session(
     project: Project,
     env: Environment,
     url: DatabaseURL,
     lock_timeout: float | None,
     on_wait: locking.WaitFn | None,
-) -> contextlib.AbstractContextManager[None]:
-    return locking.migration_lock(
-        url,
-        project.tables,
-        timeout=env.lock_timeout if lock_timeout is None else lock_timeout,
-        on_wait=on_wait,
-    )
-
-
-def _safeheads_text(project: Project, url: DatabaseURL) -> Heads | None:
+) -> Iterator[Session]:
+    """The run's session; an interruption while it opens changes nothing."""
     try:
-        return database.read_heads(url, project.tables)
-    except MigplanError:
-        return None
+        with sessions.open_session(
+            url,
+            project.tables,
+            timeout=env.lock_timeout if lock_timeout is None else lock_timeout,
+            on_wait=on_wait,
+        ) as session:
+            yield session
+    except KeyboardInterrupt as err:
+        # while waiting for the lock or before the run started
+        raise Interrupted(
+            f"interrupted by {Interrupted.signal_name(err)} before any migration "
+            "ran; nothing was changed",
+            terminated=Interrupted.signal_name(err) == "SIGTERM",
+        ) from err
 
 
 def _is_suffix(steps: Sequence[Step], of: Sequence[Step]) -> bool:
@@ -183,7 +283,7 @@ def resolve(
     project: Project,
     env: Environment,
     graph: RevisionGraph,
-    outcome: Literal["applied", "reverted"],
+    outcome: str,
     *,
     on_wait: locking.WaitFn | None = None,
     lock_timeout: float | None = None,
@@ -196,9 +296,9 @@ def resolve(
     table, which never moved, stays. Returns the dirty run and the heads now.
     """
     url = url or env.url
-    with _migration_lock(project, env, url, lock_timeout, on_wait):
-        runs = audit.read_runs(url, project.tables)
-        heads = database.read_heads(url, project.tables)
+    with _session(project, env, url, lock_timeout, on_wait) as session:
+        runs = audit.read_runs_on(session.connection, project.tables)
+        heads = session.read_heads()
         dirty = dirty_run(runs, graph, heads)
         if dirty is None or dirty.dirty_revision is None:
             raise MigplanError(
@@ -208,10 +308,11 @@ def resolve(
             planner.check_current(graph, heads)
             if dirty.dirty_revision not in graph:
                 raise MigplanError(
-                    f"revision {dirty.dirty_revision} no longer exists; resolve --as reverted"
+                    f"revision {dirty.dirty_revision} no longer exists; resolve --as "
+                    "reverted"
                 )
             step = (dirty.dirty_revision, dirty.dirty_direction == "upgrade")
             heads = graph.heads_after(heads, [step])
-            database.write_heads(url, heads, project.tables)
-        audit.mark_resolved(url, project.tables, dirty.id)
+            session.write_heads(heads)
+        audit.mark_resolved(session.connection, project.tables, dirty.id)
         return dirty, heads

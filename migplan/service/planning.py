@@ -6,11 +6,13 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from migplan.core import planner
 from migplan.core import policy
 from migplan.core.revisions import Marker
+from migplan.core.runs import Run
 from migplan.core.runs import dirty_run
 from migplan.core.runs import modified_message
 from migplan.core.runs import modified_revisions
@@ -121,13 +123,16 @@ def preflight(
     *,
     action: str = "apply",
     locked: bool = False,
+    runs: Sequence[Run] | None = None,
 ) -> Verdict:
     """Return what refuses or warns about running `plan` on the database at `url`:
     the environment's policy, a dirty database, applied files changed since.
 
     Without the lock (`locked`), a run still going on is in progress, not dirty.
+    `runs` are the audit trail's runs when the caller has read them already.
     """
-    runs = audit.read_runs(url, project.tables) if database.exists(url) else []
+    if runs is None:
+        runs = audit.read_runs(url, project.tables) if database.exists(url) else []
     graph = project.graph
     dirty = dirty_run(runs, graph, plan.current)
     if dirty is not None and dirty.outcome == "running" and not locked:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,14 +14,15 @@ from migplan.core.url import DatabaseURL
 from migplan.core.verify import Report
 from migplan.core.verify import RevisionCheck
 from migplan.core.verify import difference
-from migplan.db import database
 from migplan.db import drift
 from migplan.db import executor
 from migplan.db import reflect
+from migplan.db import session as sessions
 
 if TYPE_CHECKING:
     from migplan.core.environment import Environment
     from migplan.core.planner import Step
+    from migplan.db.session import Session
     from migplan.project.config import Project
 
 
@@ -46,27 +46,28 @@ def verify(
     with tempfile.TemporaryDirectory(prefix="migplan-verify-") as folder:
         scratch = url or DatabaseURL.parse(f"sqlite:///{Path(folder) / 'verify.db'}")
         reflect.require_empty(scratch)
-        scratch_env = replace(env, url_template=scratch.text, on_failure="stop")
         ignore = {project.version_table}
         plan = planner.make_plan(graph, (), ["heads"], environment="verify")
         checks = []
         current: tuple[str, ...] = ()
-        for step in plan.steps:
-            if progress:
-                progress(f"{step.revision} ({step.message})")
-            expected = graph.heads_after(current, [(step.revision, True)])
-            check, current = _round_trip(
-                project, scratch_env, scratch, step, current, ignore
-            )
-            checks.append(check)
-            if check.problem:
-                problems.append(f"{step.revision}: {check.problem}")
-            left = len(plan.steps) - len(checks)
-            if current != expected and left:
-                problems.append(
-                    f"stopped at {step.revision}: {left} later revision(s) not checked"
-                )
-                break
+        with sessions.open_session(
+            scratch, project.tables, timeout=env.lock_timeout
+        ) as session:
+            for step in plan.steps:
+                if progress:
+                    progress(f"{step.revision} ({step.message})")
+                expected = graph.heads_after(current, [(step.revision, True)])
+                check, current = _round_trip(project, session, step, current, ignore)
+                checks.append(check)
+                if check.problem:
+                    problems.append(f"{step.revision}: {check.problem}")
+                left = len(plan.steps) - len(checks)
+                if current != expected and left:
+                    problems.append(
+                        f"stopped at {step.revision}: {left} later revision(s) not "
+                        "checked"
+                    )
+                    break
         differences: tuple[Difference, ...] | None = None
         if project.app or project.metadata:
             differences = tuple(drift.environment_drift(project, scratch))
@@ -82,34 +83,32 @@ def verify(
 
 def _round_trip(
     project: Project,
-    env: Environment,
-    url: DatabaseURL,
+    session: Session,
     step: Step,
     current: tuple[str, ...],
     ignore: set[str],
 ) -> tuple[RevisionCheck, tuple[str, ...]]:
     graph = project.graph
-    before = reflect.schema(url, ignore)
+    before = reflect.schema(session.connection, ignore)
 
     def run(
         steps: list[Step], start: tuple[str, ...]
     ) -> tuple[str | None, tuple[str, ...]]:
-        result = executor.run_steps(project, env, graph, start, steps, url=url)
-        heads = database.read_heads(url, project.tables)
-        return (result.failed.error if result.failed else None), heads
+        result = executor.run_steps(project, graph, start, steps, session=session)
+        return (result.failed.error if result.failed else None), session.read_heads()
 
     error, after_up = run([step], current)
     if error:
         return RevisionCheck(
             step.revision, step.message, f"upgrade failed: {error}"
         ), after_up
-    upgraded = reflect.schema(url, ignore)
+    upgraded = reflect.schema(session.connection, ignore)
     error, after_down = run([step.inverse()], after_up)
     if error:
         return RevisionCheck(
             step.revision, step.message, f"downgrade failed: {error}"
         ), after_down
-    downgraded = reflect.schema(url, ignore)
+    downgraded = reflect.schema(session.connection, ignore)
     problem = None
     if downgraded != before:
         problem = (
@@ -125,7 +124,7 @@ def _round_trip(
             ),
             after_again,
         )
-    again = reflect.schema(url, ignore)
+    again = reflect.schema(session.connection, ignore)
     if problem is None and again != upgraded:
         problem = f"upgrade after downgrade differs ({difference(upgraded, again)})"
     return RevisionCheck(step.revision, step.message, problem), after_again
