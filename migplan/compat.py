@@ -11,6 +11,7 @@ to change. Alembic is imported only inside the functions.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -212,6 +213,20 @@ def simulate_heads(
                 f"of its own down revisions: {err})"
             ) from err
     return tuple(sorted(maintainer.heads))
+
+
+@contextmanager
+def environment_class(factory: Callable[..., EnvironmentContext]) -> Iterator[None]:
+    """Make `alembic.command`'s commands make their EnvironmentContext with
+    `factory` (migplan's, which holds env.py to the environment's URL)."""
+    import alembic.command
+
+    original = vars(alembic.command)["EnvironmentContext"]
+    setattr(alembic.command, "EnvironmentContext", factory)  # noqa: B010
+    try:
+        yield
+    finally:
+        setattr(alembic.command, "EnvironmentContext", original)  # noqa: B010
 
 
 def share_proxy(subclass: type[EnvironmentContext]) -> None:

@@ -15,6 +15,7 @@ import pytest
 from conftest import ENV_PY
 from conftest import FLASK_APP
 from conftest import columns
+from conftest import query
 from conftest import run
 from conftest import run_process
 from conftest import tables
@@ -69,9 +70,23 @@ def tutorial_project(root: Path, url: str, module: str = "tutorial") -> None:
 
 
 def state(url: str) -> tuple[set[str], set[str] | None, list[str]]:
-    """(tables, columns of user, alembic_version rows) of a database."""
-    found = tables(url)
+    """(tables, columns of user, alembic_version rows) of a database; migplan's
+    audit trail, which the migrating db commands write, is not counted (see
+    `audit_actions`)."""
+    found = tables(url) - {"migplan_audit"}
     return found, columns(url, "user") if "user" in found else None, version_rows(url)
+
+
+def audit_actions(url: str) -> list[tuple[str, str, str]]:
+    """(action, from, to) of each run the audit trail recorded, oldest first."""
+    if "migplan_audit" not in tables(url):
+        return []
+    return [
+        (str(a), str(f), str(t))
+        for a, f, t in query(
+            url, "SELECT action, from_heads, to_heads FROM migplan_audit ORDER BY id"
+        )
+    ]
 
 
 def revision_files(root: Path) -> list[Path]:
@@ -170,6 +185,14 @@ def test_flask_migrate_tutorial(flask_root, db_url):
     assert code == 0, err
     assert f"Running stamp_revision {first} -> {second}" in err
     assert state(db_url) == ({"alembic_version", "user"}, {"id", "name"}, [second])
+
+    # each migrating command was recorded, under the lock, as apply is
+    assert audit_actions(db_url) == [
+        ("db upgrade", "", first),
+        ("db upgrade", first, second),
+        ("db downgrade", second, first),
+        ("db stamp", first, second),
+    ]
 
     code, out, err = migplan(root, "db", "upgrade", "--sql")
     assert code == 0, err
@@ -391,7 +414,7 @@ def test_two_heads_then_merge(project, db_url):
     result = run(root, "db", "upgrade")
     assert result.exit_code == 0, result.stderr
     assert version_rows(db_url) == ["m1"]
-    assert tables(db_url) == {"alembic_version", "base_t"}
+    assert tables(db_url) == {"alembic_version", "base_t", "migplan_audit"}
 
 
 def test_revision_with_rev_id_branch_label_and_depends_on(project, sqlite_url):
@@ -432,7 +455,7 @@ def test_revision_with_rev_id_branch_label_and_depends_on(project, sqlite_url):
     result = run(root, "db", "upgrade", "feature@head")
     assert result.exit_code == 0, result.stderr
     assert version_rows(sqlite_url) == ["f1"]
-    assert tables(sqlite_url) == {"alembic_version", "base_t"}
+    assert tables(sqlite_url) == {"alembic_version", "base_t", "migplan_audit"}
 
 
 def test_list_templates(tmp_path):
@@ -554,12 +577,12 @@ def test_env_option_selects_another_environments_database(project, db_url, tmp_p
     result = run(project.root, "db", "-e", "staging", "upgrade", "a1")
     assert result.exit_code == 0, result.stderr
     assert version_rows(db_url) == ["a1"]
-    assert tables(db_url) == {"alembic_version", "t_a1"}
+    assert tables(db_url) == {"alembic_version", "migplan_audit", "t_a1"}
 
     result = run(project.root, "db", "upgrade", "--env", "staging")
     assert result.exit_code == 0, result.stderr
     assert version_rows(db_url) == ["b2"]
-    assert tables(db_url) == {"alembic_version", "t_a1", "t_b2"}
+    assert tables(db_url) == {"alembic_version", "migplan_audit", "t_a1", "t_b2"}
 
     # the subcommand's -e wins over the group's
     result = run(project.root, "db", "-e", "dev", "current", "-e", "staging")

@@ -6,15 +6,14 @@ from typing import TYPE_CHECKING
 
 import click
 
+from migplan.cli.app import State
+from migplan.cli.app import cli
+from migplan.cli.app import pass_state
 from migplan.errors import MigplanError
 from migplan.errors import Problems
 
 if TYPE_CHECKING:
     pass
-
-from migplan.cli.app import State
-from migplan.cli.app import cli
-from migplan.cli.app import pass_state
 
 
 @cli.command("verify")

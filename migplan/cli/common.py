@@ -44,14 +44,16 @@ def shard_of(text: str | None) -> tuple[int, int] | None:
     return None if text is None else parse_shard(text)
 
 
-def finish(result: ApplyResult) -> None:
+def finish(result: ApplyResult, *, quiet_when_done: bool = False) -> None:
+    """End a run: its failure as the error, else its closing line (on stderr with
+    `quiet_when_done`, where stdout is Alembic's, as for the `db` commands)."""
     from migplan import render
 
     if not result.ok:
         from migplan.errors import MigrationFailed
 
         raise MigrationFailed(result.failure_message())
-    click.echo(render.apply_outcome(result))
+    click.echo(render.apply_outcome(result), err=quiet_when_done)
     if result.audit_error:
         click.echo(
             f"Warning: the audit trail could not record the end of this run "

@@ -12,14 +12,19 @@ from typing import TypeVar
 
 import click
 
-if TYPE_CHECKING:
-    from migplan.core.environment import Environment
-    from migplan.project.config import Project
-
 from migplan.cli.app import MigplanGroup
 from migplan.cli.app import State
 from migplan.cli.app import cli
 from migplan.cli.app import pass_state
+from migplan.cli.common import confirm
+from migplan.cli.common import finish
+from migplan.cli.common import say
+from migplan.cli.options import lock_timeout_option
+from migplan.cli.options import yes_option
+
+if TYPE_CHECKING:
+    from migplan.core.environment import Environment
+    from migplan.project.config import Project
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -311,6 +316,8 @@ def db_merge_command(
 @sql_option
 @tag_option
 @x_arg_option
+@yes_option
+@lock_timeout_option
 @click.argument("revision", default="head")
 @pass_state
 def db_upgrade_command(
@@ -320,14 +327,22 @@ def db_upgrade_command(
     sql: bool,
     tag: str | None,
     x_arg: tuple[str, ...],
+    yes: bool,
+    lock_timeout: float | None,
     revision: str,
 ) -> None:
     """Upgrade to a later version."""
-    from migplan.db import commands as dbcommands
-
-    project, env, directory = _db(state, env_name, directory)
-    dbcommands.upgrade(
-        project, env, revision, sql=sql, tag=tag, x_arg=_x(x_arg), directory=directory
+    _migrate(
+        state,
+        "upgrade",
+        env_name,
+        directory,
+        sql,
+        tag,
+        x_arg,
+        yes,
+        lock_timeout,
+        revision,
     )
 
 
@@ -336,6 +351,8 @@ def db_upgrade_command(
 @sql_option
 @tag_option
 @x_arg_option
+@yes_option
+@lock_timeout_option
 @click.argument("revision", default="-1")
 @pass_state
 def db_downgrade_command(
@@ -345,14 +362,70 @@ def db_downgrade_command(
     sql: bool,
     tag: str | None,
     x_arg: tuple[str, ...],
+    yes: bool,
+    lock_timeout: float | None,
     revision: str,
 ) -> None:
     """Revert to a previous version."""
-    from migplan.db import commands as dbcommands
+    _migrate(
+        state,
+        "downgrade",
+        env_name,
+        directory,
+        sql,
+        tag,
+        x_arg,
+        yes,
+        lock_timeout,
+        revision,
+    )
 
+
+def _migrate(
+    state: State,
+    name: str,
+    env_name: str | None,
+    directory: str | None,
+    sql: bool,
+    tag: str | None,
+    x_arg: tuple[str, ...],
+    yes: bool,
+    lock_timeout: float | None,
+    revision: str,
+) -> None:
+    """`db upgrade` / `db downgrade`: Alembic's offline mode with --sql, else
+    under the lock, recorded, as apply runs."""
     project, env, directory = _db(state, env_name, directory)
-    dbcommands.downgrade(
-        project, env, revision, sql=sql, tag=tag, x_arg=_x(x_arg), directory=directory
+    if sql:
+        from migplan.db import commands as dbcommands
+
+        offline = dbcommands.upgrade if name == "upgrade" else dbcommands.downgrade
+        offline(
+            project,
+            env,
+            revision,
+            sql=True,
+            tag=tag,
+            x_arg=_x(x_arg),
+            directory=directory,
+        )
+        return
+    from migplan.service import alembic_commands
+
+    confirm(env, name, yes)
+    run = alembic_commands.upgrade if name == "upgrade" else alembic_commands.downgrade
+    finish(
+        run(
+            project,
+            env,
+            revision,
+            tag=tag,
+            x_arg=_x(x_arg),
+            directory=directory,
+            on_wait=say,
+            lock_timeout=lock_timeout,
+        ),
+        quiet_when_done=True,
     )
 
 
@@ -469,6 +542,8 @@ def db_current_command(
     is_flag=True,
     help="Delete the version in the alembic_version table before stamping",
 )
+@yes_option
+@lock_timeout_option
 @click.argument("revision", default="head")
 @pass_state
 def db_stamp_command(
@@ -478,14 +553,36 @@ def db_stamp_command(
     sql: bool,
     tag: str | None,
     purge: bool,
+    yes: bool,
+    lock_timeout: float | None,
     revision: str,
 ) -> None:
     """'stamp' the revision table with the given revision; don't run any migrations."""
-    from migplan.db import commands as dbcommands
-
     project, env, directory = _db(state, env_name, directory)
-    dbcommands.stamp(
-        project, env, revision, sql=sql, tag=tag, purge=purge, directory=directory
+    if sql:
+        from migplan.db import commands as dbcommands
+
+        dbcommands.stamp(
+            project, env, revision, sql=True, tag=tag, purge=purge, directory=directory
+        )
+        return
+    from migplan import render
+    from migplan.service import alembic_commands
+
+    confirm(env, "stamp", yes)
+    before, after = alembic_commands.stamp(
+        project,
+        env,
+        revision,
+        purge=purge,
+        tag=tag,
+        directory=directory,
+        on_wait=say,
+        lock_timeout=lock_timeout,
+    )
+    click.echo(
+        f"Stamped {env.name}: {render.heads(before)} -> {render.heads(after)}.",
+        err=True,
     )
 
 

@@ -7,11 +7,6 @@ from typing import TYPE_CHECKING
 
 import click
 
-from migplan.errors import ChangesPending
-
-if TYPE_CHECKING:
-    pass
-
 from migplan.cli.app import State
 from migplan.cli.app import cli
 from migplan.cli.app import pass_state
@@ -22,6 +17,10 @@ from migplan.cli.common import report_failures
 from migplan.cli.options import database_option
 from migplan.cli.options import env_argument
 from migplan.cli.options import json_option
+from migplan.errors import ChangesPending
+
+if TYPE_CHECKING:
+    pass
 
 # -- log / resolve ---------------------------------------------------------------
 

@@ -9,16 +9,6 @@ from typing import TYPE_CHECKING
 
 import click
 
-from migplan.errors import ChangesPending
-from migplan.errors import MigplanError
-
-if TYPE_CHECKING:
-    from migplan.core.environment import Environment
-    from migplan.core.fleet import MemberResult
-    from migplan.core.planner import Plan
-    from migplan.core.url import DatabaseURL
-    from migplan.project.config import Project
-
 from migplan.cli.app import State
 from migplan.cli.app import cli
 from migplan.cli.app import pass_state
@@ -34,6 +24,15 @@ from migplan.cli.options import json_option
 from migplan.cli.options import lock_timeout_option
 from migplan.cli.options import shard_option
 from migplan.cli.options import yes_option
+from migplan.errors import ChangesPending
+from migplan.errors import MigplanError
+
+if TYPE_CHECKING:
+    from migplan.core.environment import Environment
+    from migplan.core.fleet import MemberResult
+    from migplan.core.planner import Plan
+    from migplan.core.url import DatabaseURL
+    from migplan.project.config import Project
 
 # -- plan ----------------------------------------------------------------------
 

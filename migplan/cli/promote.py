@@ -6,12 +6,12 @@ from typing import TYPE_CHECKING
 
 import click
 
-if TYPE_CHECKING:
-    pass
-
 from migplan.cli.app import State
 from migplan.cli.app import cli
 from migplan.cli.app import pass_state
+
+if TYPE_CHECKING:
+    pass
 
 
 @cli.command("promote")

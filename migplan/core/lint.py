@@ -1,5 +1,6 @@
 """Read a revision's source and find what deserves a flag: destructive operations,
-operations that hold long locks on PostgreSQL, and downgrades that cannot run.
+operations that hold long locks on PostgreSQL, downgrades that cannot run, and
+files that cannot run at all (a syntax error, no upgrade()).
 
 Pure: takes source text, returns findings. Nothing is imported or executed.
 """
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from typing import Literal
 
-Kind = Literal["irreversible", "destructive", "locking"]
+Kind = Literal["broken", "irreversible", "destructive", "locking"]
 Direction = Literal["upgrade", "downgrade"]
 
 
@@ -36,12 +37,19 @@ class Analysis:
     upgrade: tuple[Finding, ...] = ()
     downgrade: tuple[Finding, ...] = ()
     irreversible: str | None = None
+    broken: Finding | None = None
+    """Why the file cannot run at all (a syntax error), if it cannot."""
+    no_upgrade: bool = False
 
     def findings(self, direction: Direction) -> tuple[Finding, ...]:
         """Return the findings of the migration run in `direction`."""
+        if self.broken is not None:
+            return (self.broken,)
         found = self.upgrade if direction == "upgrade" else self.downgrade
         if self.irreversible:
             found = (Finding("irreversible", self.irreversible, 0), *found)
+        if self.no_upgrade and direction == "upgrade":
+            found = (Finding("broken", "no upgrade() function", 0), *found)
         return found
 
     def flags(self, direction: Direction) -> tuple[Kind, ...]:
@@ -50,20 +58,32 @@ class Analysis:
 
     def to_list(self) -> list[object]:
         """Return the analysis as plain data (for a cache)."""
+        broken = self.broken
         return [
             [[f.kind, f.operation, f.line] for f in self.upgrade],
             [[f.kind, f.operation, f.line] for f in self.downgrade],
             self.irreversible,
+            None if broken is None else [broken.operation, broken.line],
+            self.no_upgrade,
         ]
 
     @classmethod
     def from_list(cls, data: list[Any]) -> Analysis:
-        """Read an analysis back from `to_list`'s plain data."""
-        upgrade, downgrade, irreversible = data
+        """Read an analysis back from `to_list`'s plain data (ValueError or
+        TypeError if it is not that shape)."""
+        upgrade, downgrade, irreversible, broken, no_upgrade = data
+
+        def finding(kind: Any, operation: Any, line: Any) -> Finding:
+            if kind not in ("broken", "irreversible", "destructive", "locking"):
+                raise ValueError(f"not a kind of finding: {kind!r}")
+            return Finding(kind, str(operation), int(line))
+
         return cls(
-            tuple(Finding(str(k), str(o), int(n)) for k, o, n in upgrade),  # type: ignore[arg-type]
-            tuple(Finding(str(k), str(o), int(n)) for k, o, n in downgrade),  # type: ignore[arg-type]
+            tuple(finding(k, o, n) for k, o, n in upgrade),
+            tuple(finding(k, o, n) for k, o, n in downgrade),
             None if irreversible is None else str(irreversible),
+            None if broken is None else finding("broken", *broken),
+            bool(no_upgrade),
         )
 
 
@@ -97,8 +117,9 @@ def analyze(source: str | None) -> Analysis:
         return Analysis()
     try:
         tree = ast.parse(source)
-    except SyntaxError:
-        return Analysis()
+    except SyntaxError as err:
+        what = f"syntax error: {err.msg}"
+        return Analysis(broken=Finding("broken", what, err.lineno or 0))
     functions = {
         node.name: node
         for node in tree.body
@@ -106,7 +127,32 @@ def analyze(source: str | None) -> Analysis:
     }
     upgrade = _findings(_family(functions, "upgrade"))
     downgrade = _findings(_family(functions, "downgrade"))
-    return Analysis(upgrade, downgrade, _irreversible(functions))
+    irreversible = _irreversible(functions)
+    if irreversible == "no downgrade() function" and _binds(tree, "downgrade"):
+        irreversible = None  # assigned or imported: it exists, unread
+    return Analysis(
+        upgrade,
+        downgrade,
+        irreversible,
+        no_upgrade="upgrade" not in functions and not _binds(tree, "upgrade"),
+    )
+
+
+def _binds(tree: ast.Module, name: str) -> bool:
+    """Whether the module binds `name` at its top level some other way than `def`
+    (an assignment, an import, a class): it has such a function, made elsewhere."""
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            if any((a.asname or a.name.split(".")[0]) == name for a in node.names):
+                return True
+            if any(a.name == "*" for a in node.names):
+                return True
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            if node.id == name:
+                return True
+        elif isinstance(node, ast.ClassDef) and node.name == name:
+            return True
+    return False
 
 
 def _family(

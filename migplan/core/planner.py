@@ -282,6 +282,31 @@ def check_current(graph: RevisionGraph, current: Sequence[str]) -> Heads:
     return heads
 
 
+def step(
+    graph: RevisionGraph,
+    revision: str,
+    is_upgrade: bool,
+    analysis: Analysis | None = None,
+    dialect: str | None = None,
+) -> Step:
+    """Describe one revision run in one direction, flagged by its lint analysis
+    (locking flags only count on PostgreSQL)."""
+    file = graph.get(revision)
+    direction: Direction = "upgrade" if is_upgrade else "downgrade"
+    findings = analysis.findings(direction) if analysis else ()
+    if dialect != "postgresql":
+        findings = tuple(f for f in findings if f.kind != "locking")
+    return Step(
+        revision=revision,
+        direction=direction,
+        message=file.message,
+        down_revision=file.down_revision,
+        path=graph.relative_path(revision),
+        checksum=graph.checksum(revision),
+        findings=findings,
+    )
+
+
 def plan_route(
     graph: RevisionGraph,
     route: Route,
@@ -292,24 +317,9 @@ def plan_route(
 ) -> Plan:
     """Describe a route as the steps of a plan, flagged by the lint `analyses` of
     its revisions (by revision; a revision without one has no flags)."""
-    steps = []
-    for revision, is_upgrade in route.moves:
-        file = graph.get(revision)
-        direction: Direction = "upgrade" if is_upgrade else "downgrade"
-        analysis = (analyses or {}).get(revision)
-        findings = analysis.findings(direction) if analysis else ()
-        if dialect != "postgresql":
-            findings = tuple(f for f in findings if f.kind != "locking")
-        steps.append(
-            Step(
-                revision=revision,
-                direction=direction,
-                message=file.message,
-                down_revision=file.down_revision,
-                path=graph.relative_path(revision),
-                checksum=graph.checksum(revision),
-                findings=findings,
-            )
-        )
+    steps = [
+        step(graph, revision, is_upgrade, (analyses or {}).get(revision), dialect)
+        for revision, is_upgrade in route.moves
+    ]
     after = graph.heads_after(route.current, route.moves)
     return Plan(environment, route.current, route.target, after, tuple(steps))

@@ -60,11 +60,27 @@ def check_rollback(plan: Plan, env: Environment) -> list[Violation]:
     return found
 
 
+def check_runnable(plan: Plan) -> list[Violation]:
+    """Return the steps that cannot run at all (a syntax error, no function)."""
+    return [
+        Violation(
+            "broken",
+            f"{step.path}{f':{finding.line}' if finding.line else ''}: "
+            f"{finding.operation}",
+        )
+        for step in plan.steps
+        for finding in step.findings
+        if finding.kind == "broken"
+    ]
+
+
 def check_apply(plan: Plan, env: Environment) -> list[Violation]:
     """Return why `apply` may not run `plan` in `env`: flagged steps its lint refuses."""
     found = []
     for step in plan.steps:
         for finding in step.findings:
+            if finding.kind == "broken":
+                continue  # check_runnable's
             level = getattr(env.lint, finding.kind, "allow")
             if level == "refuse":
                 found.append(
@@ -75,6 +91,10 @@ def check_apply(plan: Plan, env: Environment) -> list[Violation]:
                     )
                 )
     return found
+
+
+ROLLBACKS = frozenset({"rollback", "db downgrade"})
+"""Actions that go down: the rollback policy applies, not the lint policy."""
 
 
 def refusal(violations: list[Violation], action: str) -> str:
@@ -104,18 +124,21 @@ def preflight(
     dirty: str | None = None,
     modified: Sequence[str] = (),
     unpromoted: Sequence[str] = (),
+    unimportable: Sequence[str] = (),
 ) -> Verdict:
     """Return what refuses or warns about running `plan` in `env`.
 
     `dirty` says how a half-applied migration left the database, `modified` which
     applied revision files changed since (one message each), `unpromoted` which
-    revisions the plan needs that the `requires:` environment has not applied.
+    revisions the plan needs that the `requires:` environment has not applied,
+    `unimportable` which revision files fail to import (one message each).
     """
     refusals: list[Violation] = []
     warnings: list[Violation] = []
+    going_down = action in ROLLBACKS
     if dirty:
         refusals.append(Violation("dirty", dirty))
-    if unpromoted and action == "apply":
+    if unpromoted and not going_down:
         refusals.append(
             Violation(
                 "requires",
@@ -126,7 +149,9 @@ def preflight(
     for message in modified:
         rule = Violation("on_modified", message)
         (refusals if env.on_modified == "refuse" else warnings).append(rule)
-    if action == "rollback":
+    refusals += check_runnable(plan)
+    refusals += [Violation("broken", message) for message in unimportable]
+    if going_down:
         refusals += check_rollback(plan, env)
     else:
         # lint.*: warn needs no note: the plan's flags already show each finding

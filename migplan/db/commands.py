@@ -9,26 +9,35 @@ Flask-Migrate's.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import os
 import sys
 from collections.abc import Iterator
 from collections.abc import Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from alembic import command
 
+from migplan import compat
 from migplan.db import appload
 from migplan.db import database
+from migplan.db import executor
 from migplan.db import scripts
 from migplan.errors import MigplanError
 from migplan.errors import foreign
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from sqlalchemy.engine import Connection
+    from sqlalchemy.engine import Engine
 
     from migplan.core.environment import Environment
+    from migplan.db.observer import StepObserver
+    from migplan.db.session import Session
     from migplan.project.config import Project
 
 MIGPLAN_TEMPLATES = ("migplan", "migplan-multidb")
@@ -43,29 +52,60 @@ def _environment(
     x_arg: Sequence[str] = (),
     autogenerate: bool = False,
     directory: str | None = None,
+    session: Session | None = None,
+    observer: StepObserver | None = None,
 ) -> Iterator[Config]:
-    """Yield the Alembic Config of `env`, with app context and connection ready."""
-    if directory is not None:
-        from dataclasses import replace
+    """Yield the Alembic Config of `env`, with app context and connection ready.
 
+    env.py runs in migplan's EnvironmentContext (lenient: a multi-database env.py
+    may configure several databases): whatever it connects to, the environment's
+    database is the one it works on, on the `session`'s connection when the
+    command changes the database (it holds the migration lock).
+    """
+    if directory is not None:
         project = replace(project, migrations=Path(directory).absolute())
+    # migplan reads the revision files first: a duplicate id, a dangling
+    # down_revision or an unreadable folder is one line, not Alembic's warning
+    # and KeyError
+    project.graph  # noqa: B018
     options = argparse.Namespace(x=list(x_arg), autogenerate=autogenerate)
     config = scripts.alembic_config(
         project, env.url, cmd_opts=options, stdout=sys.stdout
     )
-    engine = database.create_engine(env.url)
-    try:
-        with _translate_errors(), appload.app_context(project, engine) as app:
-            config.attributes["target_metadata"] = appload.target_metadata(project, app)
-            config.attributes["migplan.tables"] = (project.audit_table,)
-            if online:
-                with engine.connect() as connection:
-                    config.attributes["connection"] = connection
-                    yield config
-            else:
-                yield config
-    finally:
-        engine.dispose()
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_translate_errors())
+        connection: Connection | None
+        if session is not None:
+            engine, connection = session.engine, session.connection
+        else:
+            engine = database.create_engine(env.url, single=True)
+            stack.callback(engine.dispose)
+            connection = stack.enter_context(_connect(engine)) if online else None
+        app = stack.enter_context(appload.app_context(project, engine))
+        config.attributes["target_metadata"] = appload.target_metadata(project, app)
+        config.attributes["migplan.tables"] = (project.audit_table,)
+        if connection is not None:
+            config.attributes["connection"] = connection
+        stack.enter_context(
+            compat.environment_class(
+                functools.partial(
+                    executor.MigplanEnvironment,
+                    engine=engine,
+                    connection=connection,
+                    project=project,
+                    lenient=True,
+                    observer=observer,
+                )
+            )
+        )
+        yield config
+
+
+@contextmanager
+def _connect(engine: Engine) -> Iterator[Connection]:
+    with engine.connect() as connection:
+        yield connection
+        executor.settle(connection)
 
 
 @contextmanager
@@ -233,10 +273,18 @@ def upgrade(
     tag: str | None = None,
     x_arg: Sequence[str] = (),
     directory: str | None = None,
+    session: Session | None = None,
+    observer: StepObserver | None = None,
 ) -> None:
-    """Upgrade to a later revision, as `flask db upgrade`."""
+    """Upgrade to a later revision, as `flask db upgrade` (online: in `session`)."""
     with _environment(
-        project, env, online=not sql, x_arg=x_arg, directory=directory
+        project,
+        env,
+        online=not sql,
+        x_arg=x_arg,
+        directory=directory,
+        session=session,
+        observer=observer,
     ) as config:
         command.upgrade(config, rev, sql=sql, tag=tag)
 
@@ -250,12 +298,21 @@ def downgrade(
     tag: str | None = None,
     x_arg: Sequence[str] = (),
     directory: str | None = None,
+    session: Session | None = None,
+    observer: StepObserver | None = None,
 ) -> None:
-    """Revert to an earlier revision, as `flask db downgrade`."""
+    """Revert to an earlier revision, as `flask db downgrade` (online: in
+    `session`)."""
     if sql and rev == "-1":
         rev = "head:-1"
     with _environment(
-        project, env, online=not sql, x_arg=x_arg, directory=directory
+        project,
+        env,
+        online=not sql,
+        x_arg=x_arg,
+        directory=directory,
+        session=session,
+        observer=observer,
     ) as config:
         command.downgrade(config, rev, sql=sql, tag=tag)
 
@@ -334,9 +391,13 @@ def stamp(
     tag: str | None = None,
     purge: bool = False,
     directory: str | None = None,
+    session: Session | None = None,
 ) -> None:
-    """Write `rev` into the version table without running migrations."""
-    with _environment(project, env, online=not sql, directory=directory) as config:
+    """Write `rev` into the version table without running migrations (online: in
+    `session`)."""
+    with _environment(
+        project, env, online=not sql, directory=directory, session=session
+    ) as config:
         command.stamp(config, rev, sql=sql, tag=tag, purge=purge)
 
 

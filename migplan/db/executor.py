@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import logging
-import time
 from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Sequence
@@ -20,16 +19,15 @@ from alembic.runtime.environment import EnvironmentContext
 from migplan import compat
 from migplan.core.planner import Plan
 from migplan.core.planner import Step
-from migplan.core.results import Progress
 from migplan.core.results import ProgressFn
 from migplan.core.results import RunResult
-from migplan.core.results import StepResult
 from migplan.core.url import TRANSACTIONAL_DDL
 from migplan.core.url import DatabaseURL
 from migplan.db import appload
 from migplan.db import database
 from migplan.db import scripts
 from migplan.db.audit import AuditTrail
+from migplan.db.observer import StepObserver
 from migplan.db.session import Session
 from migplan.errors import ConfigError
 from migplan.errors import MigplanError
@@ -49,11 +47,14 @@ if TYPE_CHECKING:
     from migplan.project.config import Project
 
 
-class _MigplanEnvironment(EnvironmentContext):
+class MigplanEnvironment(EnvironmentContext):
     """Alembic's EnvironmentContext, holding env.py to migplan's terms.
 
     Whatever env.py connects to, the migrations run on migplan's connection to
-    the environment's URL, with one transaction per migration.
+    the environment's URL, with one transaction per migration. Strict (apply,
+    rollback, plan --sql): one database, in migplan.yaml's version table. Lenient
+    (the `db` commands, Alembic's own behaviour): a multi-database env.py may
+    configure several, and the first one is the environment's.
     """
 
     def __init__(
@@ -66,9 +67,23 @@ class _MigplanEnvironment(EnvironmentContext):
         connection: Connection | None = None,
         output_buffer: io.StringIO | None = None,
         on_step_end: Callable[..., None] | None = None,
+        lenient: bool = False,
+        observer: StepObserver | None = None,
         **kw: Any,
     ) -> None:
+        fn = kw.get("fn")
+        if observer is not None and fn is not None:
+
+            def observed(
+                heads: Sequence[str], context: MigrationContext
+            ) -> list[RevisionStep]:
+                assert context.connection is not None
+                return observer.watch(list(fn(heads, context)), context.connection)
+
+            kw["fn"] = observed
+            on_step_end = observer.version_applied
         super().__init__(config, script, **kw)
+        self._lenient = lenient
         self._engine = engine
         self._project = project
         self._output_buffer = output_buffer
@@ -83,6 +98,10 @@ class _MigplanEnvironment(EnvironmentContext):
         **kw: Any,
     ) -> None:
         if self._configured:
+            if self._lenient:
+                # another database of a multi-database env.py: as env.py says
+                self._observe(kw)
+                return super().configure(connection=connection, url=url, **kw)
             raise ConfigError(
                 "env.py configures more than one database (a multi-database "
                 "template); run it with 'migplan db upgrade' instead"
@@ -90,7 +109,7 @@ class _MigplanEnvironment(EnvironmentContext):
         self._configured = True
         version_table = kw.get("version_table", "alembic_version")
         version_schema = kw.get("version_table_schema")
-        if (version_table, version_schema) != (
+        if not self._lenient and (version_table, version_schema) != (
             self._project.version_table,
             self._project.version_table_schema,
         ):
@@ -109,20 +128,26 @@ class _MigplanEnvironment(EnvironmentContext):
         kw["transaction_per_migration"] = True
         if self._engine.dialect.name in TRANSACTIONAL_DDL:
             kw["transactional_ddl"] = True
+        self._observe(kw)
+        if not self._lenient:
+            # migplan reports each step itself; Alembic's INFO lines would repeat
+            # it (the `db` commands keep Alembic's own output)
+            logging.getLogger("alembic").setLevel(logging.WARNING)
+        super().configure(connection=connection, url=url, **kw)
+
+    def _observe(self, kw: dict[str, Any]) -> None:
+        """Add migplan's on_version_apply callback after env.py's own."""
         if self._on_step_end is not None:
             callbacks = kw.get("on_version_apply") or []
             callbacks = (
                 list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]
             )
             kw["on_version_apply"] = [*callbacks, self._on_step_end]
-        # migplan reports each step itself; Alembic's INFO lines would repeat it
-        logging.getLogger("alembic").setLevel(logging.WARNING)
-        super().configure(connection=connection, url=url, **kw)
 
 
 # `alembic.context` proxies to the running EnvironmentContext; let it proxy to
 # this subclass the same way
-compat.share_proxy(_MigplanEnvironment)
+compat.share_proxy(MigplanEnvironment)
 
 
 def _qualified(table: str, schema: str | None) -> str:
@@ -144,10 +169,6 @@ def load_modules(graph: RevisionGraph, steps: Sequence[Step]) -> None:
             raise RevisionGraphError(
                 f"{graph.relative_path(step.revision)}: has no {step.direction}() function"
             )
-
-
-class StepAborted(Exception):
-    """A migration raised SystemExit or another BaseException: a failed step."""
 
 
 def run_steps(
@@ -174,50 +195,13 @@ def run_steps(
     load_modules(graph, steps)
     config = scripts.alembic_config(project, session.url)
     script = scripts.script_directory(config, graph)
-    done: list[StepResult] = []
-    failed: list[StepResult] = []
-    total = len(steps)
-    running: list[tuple[int, Step, float]] = []
-    connections: list[Connection] = []
-
-    def timed(
-        index: int, step: Step, migration_fn: Callable[..., None]
-    ) -> Callable[..., None]:
-        def run(*args: Any, **kw: Any) -> None:
-            if trail is not None:
-                trail.step_started(connections[-1], step, phase)
-            if progress:
-                progress(Progress("start", index, total, step, phase=phase))
-            started = time.perf_counter()
-            running.append((index, step, started))
-            try:
-                migration_fn(*args, **kw)
-            except BaseException as err:
-                running.pop()
-                seconds = time.perf_counter() - started
-                failed.append(StepResult(step, seconds, describe(err)))
-                if trail is not None:
-                    trail.step_failed(seconds)
-                if progress:
-                    progress(Progress("failed", index, total, step, seconds, phase))
-                if isinstance(err, (Exception, KeyboardInterrupt)):
-                    raise
-                # SystemExit and the like: a failed step, rolled back as any other
-                raise StepAborted(describe(err)) from err
-
-        return run
-
-    def version_applied(ctx: MigrationContext, **_: Any) -> None:
-        # Alembic's on_version_apply: the version table is updated, the
-        # migration's transaction not yet committed; record the step in it
-        index, step, started = running.pop()
-        seconds = time.perf_counter() - started
-        if trail is not None:
-            assert ctx.connection is not None
-            trail.step_done(ctx.connection, seconds)
-        done.append(StepResult(step, seconds))
-        if progress:
-            progress(Progress("done", index, total, step, seconds, phase))
+    observer = StepObserver(
+        graph,
+        progress=progress,
+        phase=phase,
+        trail=trail,
+        steps={(s.revision, s.is_upgrade): s for s in steps},
+    )
 
     def fn(heads: Sequence[str], context: MigrationContext) -> list[RevisionStep]:
         # re-checked inside Alembic, on the connection that will run the steps
@@ -225,16 +209,12 @@ def run_steps(
             raise StalePlan(
                 f"the database is at {_heads(heads)}, not {_heads(current)} as planned"
             )
-        assert context.connection is not None
-        connections.append(context.connection)
-        out = []
-        for index, step in enumerate(steps, start=1):
-            migration = compat.revision_step(
+        return [
+            compat.revision_step(
                 script.revision_map, step.revision, step.is_upgrade, runnable=True
             )
-            migration.migration_fn = timed(index, step, migration.migration_fn)
-            out.append(migration)
-        return out
+            for step in steps
+        ]
 
     try:
         with _alembic_log_level_kept():
@@ -243,38 +223,30 @@ def run_steps(
                     project, app
                 )
                 config.attributes["connection"] = session.connection
-                with _MigplanEnvironment(
+                with MigplanEnvironment(
                     config,
                     script,
                     engine=session.engine,
                     connection=session.connection,
                     project=project,
                     fn=fn,
-                    on_step_end=version_applied,
+                    observer=observer,
                 ):
                     script.run_env()
     except Exception as err:
-        if not failed and running:
-            # the migration ran, then its version update failed
-            _, step, started = running.pop()
-            failed.append(
-                StepResult(step, time.perf_counter() - started, describe(err))
-            )
-        elif not failed and done:
-            # the last migration was recorded, then its COMMIT failed
-            last = done.pop()
-            failed.append(StepResult(last.step, last.seconds, describe(err)))
-        if not failed:
+        observer.blame(err)
+        if not observer.failed:
             if isinstance(err, MigplanError):
                 raise
             # env.py itself failed, before any migration ran
             raise MigplanError(f"env.py failed: {describe(err)}") from err
     finally:
-        _settle(session.connection)
-    return RunResult(tuple(done), failed[0] if failed else None)
+        settle(session.connection)
+    failed = observer.failed
+    return RunResult(tuple(observer.done), failed[0] if failed else None)
 
 
-def _settle(connection: Connection) -> None:
+def settle(connection: Connection) -> None:
     """Leave the session's connection idle, whatever env.py left behind."""
     from sqlalchemy import exc as sa_exc
 
@@ -331,7 +303,7 @@ def render_sql(
     try:
         with _alembic_log_level_kept(), appload.app_context(project, engine) as app:
             config.attributes["target_metadata"] = appload.target_metadata(project, app)
-            environment = _MigplanEnvironment(
+            environment = MigplanEnvironment(
                 config,
                 script,
                 engine=engine,

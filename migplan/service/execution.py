@@ -11,6 +11,7 @@ transactional, left dirty where not); its connection dies (the lock with it).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from migplan.core.planner import Plan
 from migplan.core.planner import Step
 from migplan.core.results import ApplyResult
 from migplan.core.results import ProgressFn
+from migplan.core.results import RunResult
 from migplan.core.results import heads_text
 from migplan.core.runs import Run
 from migplan.core.runs import dirty_run
@@ -62,13 +64,15 @@ def apply(
     lock_timeout: float | None = None,
     url: DatabaseURL | None = None,
     on_failure: str | None = None,
+    runner: Runner | None = None,
 ) -> ApplyResult:
     """Take the migration lock, check the database is where `plan` starts, run it,
     and record the run in the audit trail.
 
     If another process moved the database meanwhile, a computed plan (`replan`)
     is made again, and runs only if it is what is left of the plan that was
-    shown; a saved plan is refused. A dirty database is refused.
+    shown; a saved plan is refused. A dirty database is refused. `runner` runs
+    the plan instead of migplan's executor (Alembic's own commands, for `db`).
 
     :raises Interrupted: Ctrl-C or SIGTERM stopped the run; the message says where
         the database is.
@@ -94,17 +98,28 @@ def apply(
             plan = fresh
         if plan.up_to_date:
             return ApplyResult(plan, (), heads)
-        trail = audit.AuditTrail(session, environment=env.name, action=action)
-        runs = trail.prepare()
         verdict = planning.preflight(
-            project, env, plan, url, action=action, locked=True, runs=runs
+            project,
+            env,
+            plan,
+            url,
+            action=action,
+            locked=True,
+            runs=audit.read_runs_on(session.connection, project.tables),
+            imports=True,
         )
         if verdict.refusals:
             first = verdict.refusals[0]
             error = DirtyDatabase if first.rule == "dirty" else PolicyViolation
             raise error(policy.refusal(list(verdict.refusals), action))
+        # nothing was written before this point: a refusal leaves the database as
+        # it was
+        trail = audit.AuditTrail(session, environment=env.name, action=action)
+        trail.prepare()
         trail.start(plan)
-        return _run(project, env, graph, plan, session, trail, progress, on_failure)
+        return _run(
+            project, env, graph, plan, session, trail, progress, on_failure, runner
+        )
 
 
 def _run(
@@ -116,11 +131,12 @@ def _run(
     trail: AuditTrail,
     progress: ProgressFn | None,
     on_failure: str | None,
+    runner: Runner | None,
 ) -> ApplyResult:
     """Run the plan in the session and close the audit row, whatever happens."""
     try:
         result = _apply_plan(
-            project, env, graph, plan, session, trail, progress, on_failure
+            project, env, graph, plan, session, trail, progress, on_failure, runner
         )
     except KeyboardInterrupt as err:
         raise _interrupted(env, plan, session, trail, err) from err
@@ -151,17 +167,21 @@ def _apply_plan(
     trail: AuditTrail,
     progress: ProgressFn | None,
     on_failure: str | None,
+    runner: Runner | None,
 ) -> ApplyResult:
     """Run a plan; on failure, stop or revert as the environment says."""
-    run = executor.run_steps(
-        project,
-        graph,
-        plan.current,
-        plan.steps,
-        session=session,
-        progress=progress,
-        trail=trail,
-    )
+    if runner is not None:
+        run = runner(session, trail, progress)
+    else:
+        run = executor.run_steps(
+            project,
+            graph,
+            plan.current,
+            plan.steps,
+            session=session,
+            progress=progress,
+            trail=trail,
+        )
     heads = _heads_now(session)
     if heads is None:
         raise DatabaseError(
@@ -245,6 +265,24 @@ def _heads_now(session: Session) -> Heads | None:
         return database.read_heads(session.url, session.tables)
     except MigplanError:
         return None
+
+
+Runner = Callable[["Session", "AuditTrail", "ProgressFn | None"], RunResult]
+"""Runs a plan in a session, recording each step in the trail."""
+
+
+@contextmanager
+def session(
+    project: Project,
+    env: Environment,
+    url: DatabaseURL,
+    *,
+    lock_timeout: float | None = None,
+    on_wait: locking.WaitFn | None = None,
+) -> Iterator[Session]:
+    """A session on `url` with the migration lock held (see db.session)."""
+    with _session(project, env, url, lock_timeout, on_wait) as found:
+        yield found
 
 
 @contextmanager

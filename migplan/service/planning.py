@@ -31,18 +31,26 @@ if TYPE_CHECKING:
     from migplan.project.config import Project
 
 
-def plan(project: Project, env: Environment, *, url: DatabaseURL | None = None) -> Plan:
+def plan(
+    project: Project,
+    env: Environment,
+    *,
+    url: DatabaseURL | None = None,
+    imports: bool = False,
+) -> Plan:
     """Return the plan that brings `env`'s database (or `url`) to its target.
 
     Its notes say what apply would refuse (a dirty database, a step the lint
-    policy refuses, a changed applied file with on_modified: refuse) or warn about.
+    policy refuses, a changed applied file with on_modified: refuse, a revision
+    file that cannot run; with `imports`, one that cannot even be imported) or
+    warn about.
     """
     url = url or env.url
     current = database.read_heads(url, project.tables)
     made = describe(
         project, planner.route(project.graph, current, env.target), env.name, url
     )
-    notes = preflight(project, env, made, url).notes()
+    notes = preflight(project, env, made, url, imports=imports).notes()
     return dataclasses.replace(made, notes=made.notes + notes)
 
 
@@ -124,12 +132,16 @@ def preflight(
     action: str = "apply",
     locked: bool = False,
     runs: Sequence[Run] | None = None,
+    imports: bool = False,
 ) -> Verdict:
     """Return what refuses or warns about running `plan` on the database at `url`:
-    the environment's policy, a dirty database, applied files changed since.
+    the environment's policy, a dirty database, applied files changed since,
+    revision files that cannot run (with `imports`: that cannot be imported).
 
-    Without the lock (`locked`), a run still going on is in progress, not dirty.
-    `runs` are the audit trail's runs when the caller has read them already.
+    This is the one place that decides: plan shows it, validate --env reports it,
+    apply refuses by it. Without the lock (`locked`), a run still going on is in
+    progress, not dirty. `runs` are the audit trail's runs when the caller has
+    read them already.
     """
     if runs is None:
         runs = audit.read_runs(url, project.tables) if database.exists(url) else []
@@ -155,8 +167,20 @@ def preflight(
         for rev in modified_revisions(graph, plan.current, runs)
     ]
     unpromoted: list[str] = []
-    if env.requires is not None and action == "apply" and plan.steps:
+    if env.requires is not None and action not in policy.ROLLBACKS and plan.steps:
         unpromoted = promote.missing(project, env, plan.after)
+    unimportable = []
+    if (
+        imports
+        and plan.steps
+        and not any(f.kind == "broken" for step in plan.steps for f in step.findings)
+    ):
+        from migplan.db import executor  # imports Alembic: not on plan's fast path
+
+        try:
+            executor.load_modules(graph, plan.steps)
+        except MigplanError as err:
+            unimportable.append(str(err))
     return policy.preflight(
         plan,
         env,
@@ -164,4 +188,5 @@ def preflight(
         dirty=dirty.dirty_message() if dirty else None,
         modified=modified,
         unpromoted=unpromoted,
+        unimportable=unimportable,
     )

@@ -73,7 +73,7 @@ def _database_problems(project: Project, env: Environment) -> list[str]:
         return [str(err)]
     try:
         # a SQLite file that does not exist is at base, and is not created
-        plan = planning.plan(project, env, url=url)
+        plan = planning.plan(project, env, url=url, imports=True)
     except MigplanError as err:
         return [f"environment {env.name!r}: {err}"]
     return [f"environment {env.name!r}: {note}" for note in plan.notes]
