@@ -11,6 +11,7 @@ from conftest import linear_project
 
 from migplan.errors import RevisionGraphError
 from migplan.project import cache
+from migplan.project.history import cache_key
 from migplan.project.config import load_config
 from migplan.project.revision_files import read as read_revision_file
 
@@ -82,7 +83,7 @@ def _graph(project):
 def test_the_cache_notices_changed_added_and_deleted_files(project, sqlite_url):
     linear_project(project, sqlite_url, "a1", "b2")
     assert _graph(project).heads == ("b2",)
-    key = str((project.root / "migrations").resolve())
+    key = cache_key(project.root / "migrations")
     assert cache.load("graph", key)["revs"] == ["a1", "b2"]
 
     # changed: same size, new mtime
@@ -109,7 +110,7 @@ def test_a_corrupt_cache_is_ignored(project, sqlite_url):
 def test_a_cache_entry_that_lies_is_not_trusted(project, sqlite_url):
     linear_project(project, sqlite_url, "a1", "b2")
     _graph(project)
-    key = str((project.root / "migrations").resolve())
+    key = cache_key(project.root / "migrations")
     files = cache.load("revision-files", key)
     for entry in files.values():
         entry[0][1] += 1  # an mtime the files do not have: read them again

@@ -45,17 +45,6 @@ class RevisionFile:
         return hashlib.sha256((self.text or "").encode()).hexdigest()
 
 
-def as_revisions(value: object) -> tuple[str, ...]:
-    """Return a revision field (None, a string or a sequence) as a tuple."""
-    if value is None or value == ():
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, (tuple, list)) and all(isinstance(v, str) for v in value):
-        return tuple(value)
-    raise TypeError(f"not a revision or a sequence of revisions: {value!r}")
-
-
 @dataclass(frozen=True)
 class Marker:
     """An environment's position on the graph."""

@@ -22,6 +22,15 @@ from migplan.project import cache
 from migplan.project import revision_files
 from migplan.project.revision_files import file_checksum
 
+READER = 2
+"""The version of what revision_files.read makes of a file."""
+
+
+def cache_key(migrations: Path) -> str:
+    """The key of a migrations folder's cache entries. What the reader makes of a
+    file is part of it: a migplan whose reader changed reads every file again."""
+    return f"{READER}:{migrations.resolve()}"
+
 
 def load_graph(migrations: Path, ini: Path | None, root: Path) -> RevisionGraph:
     """Read every revision file of a migrations folder into a graph.
@@ -118,13 +127,13 @@ def _load_cached(
     file changed (their size, mtime and inode say so), and each file's details
     (identifiers, docstring, checksum), used for the files that did not change.
     """
-    key = str(migrations.resolve())
+    key = cache_key(migrations)
     details = _Details(key)
     snapshot = cache.load("graph", key)
     if snapshot and snapshot.get("names") == names and snapshot.get("stamps") == stamps:
         try:
             return _from_snapshot(snapshot, details, root)
-        except (KeyError, TypeError, ValueError, AttributeError):
+        except (KeyError, ValueError):
             pass  # a damaged cache: read the files
     files = []
     for index, path in enumerate(names):
@@ -154,17 +163,62 @@ def _load_cached(
 def _from_snapshot(
     snapshot: dict[str, Any], details: _Details, root: Path
 ) -> RevisionGraph:
-    """Rebuild the graph of an unchanged, already validated history."""
-    revs: list[str] = [str(rev) for rev in snapshot["revs"]]
+    """Rebuild the graph of an unchanged, already validated history.
+
+    ValueError unless every field has its shape and the graph is whole (every
+    down revision and dependency is one of its revisions): a damaged cache of any
+    shape is read again from the files, never trusted."""
+    revs = _strings(snapshot["revs"])
+    names = _strings(snapshot["names"])
+    stamps = [_integer(n) for n in _list(snapshot["stamps"])]
+    down = [_strings(d) for d in _list(snapshot["down"])]
+    depth = [_integer(n) for n in _list(snapshot["depth"])]
+    deps = {_string(k): _strings(v) for k, v in _dict(snapshot["deps"]).items()}
+    labels = {_string(k): _string(v) for k, v in _dict(snapshot["labels"]).items()}
     index = dict(zip(revs, range(len(revs)), strict=True))
+    if not len(index) == len(names) == len(down) == len(depth) == len(stamps) // 3:
+        raise ValueError("a snapshot of inconsistent lengths")
+    known = set(index) | set(labels)
+    if any(r not in index for rs in down for r in rs) or any(
+        d not in known for ds in deps.values() for d in ds
+    ):
+        raise ValueError("a snapshot of a graph that is not whole")
     return RevisionGraph.trusted(
-        _SnapshotFiles(index, snapshot["names"], snapshot["stamps"], details),
-        dict(zip(revs, map(tuple, snapshot["down"]), strict=True)),
-        {str(rev): tuple(deps) for rev, deps in snapshot["deps"].items()},
-        dict(snapshot["labels"]),
-        dict(zip(revs, snapshot["depth"], strict=True)),
+        _SnapshotFiles(index, names, stamps, details),
+        dict(zip(revs, down, strict=True)),
+        deps,
+        labels,
+        dict(zip(revs, depth, strict=True)),
         root,
     )
+
+
+def _list(value: object) -> list[object]:
+    if not isinstance(value, list):
+        raise ValueError(f"not a list: {value!r}")
+    return value
+
+
+def _dict(value: object) -> dict[object, object]:
+    if not isinstance(value, dict):
+        raise ValueError(f"not a mapping: {value!r}")
+    return value
+
+
+def _string(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"not a string: {value!r}")
+    return value
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    return tuple(_string(item) for item in _list(value))
+
+
+def _integer(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"not an integer: {value!r}")
+    return value
 
 
 class _Details:
@@ -188,16 +242,16 @@ class _Details:
         _, revision, down, depends, labels, longdoc, sha256 = found
         try:
             return RevisionFile(
-                revision=str(revision),
-                down_revision=tuple(str(d) for d in down),
+                revision=_string(revision),
+                down_revision=_strings(down),
                 path=Path(path),
-                longdoc=str(longdoc),
-                branch_labels=tuple(str(b) for b in labels),
-                depends_on=tuple(str(d) for d in depends),
-                sha256=str(sha256),
+                longdoc=_string(longdoc),
+                branch_labels=_strings(labels),
+                depends_on=_strings(depends),
+                sha256=_string(sha256),
             )
-        except TypeError:
-            return None
+        except ValueError:
+            return None  # a damaged entry: read the file
 
     def remember(self, path: str, stamp: list[int], file: RevisionFile) -> None:
         self._fresh[path] = [
@@ -220,7 +274,7 @@ class _SnapshotFiles(Mapping[str, RevisionFile]):
     def __init__(
         self,
         index: dict[str, int],
-        names: list[str],
+        names: Sequence[str],
         stamps: list[int],
         details: _Details,
     ) -> None:
