@@ -11,8 +11,8 @@ from conftest import linear_project
 
 from migplan.errors import RevisionGraphError
 from migplan.project import cache
-from migplan.project.history import cache_key
 from migplan.project.config import load_config
+from migplan.project.history import cache_key
 from migplan.project.revision_files import read as read_revision_file
 
 
