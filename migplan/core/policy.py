@@ -93,6 +93,12 @@ def check_apply(plan: Plan, env: Environment) -> list[Violation]:
     return found
 
 
+MULTIDB = (
+    "env.py configures more than one database (a multi-database template): "
+    "apply, rollback and plan --sql work on one; run it with 'migplan db upgrade "
+    "-e ENV' (and 'db downgrade'), which migrate every database under the lock"
+)
+
 ROLLBACKS = frozenset({"rollback", "db downgrade"})
 """Actions that go down: the rollback policy applies, not the lint policy."""
 
@@ -125,17 +131,22 @@ def preflight(
     modified: Sequence[str] = (),
     unpromoted: Sequence[str] = (),
     unimportable: Sequence[str] = (),
+    multidb: bool = False,
 ) -> Verdict:
     """Return what refuses or warns about running `plan` in `env`.
 
     `dirty` says how a half-applied migration left the database, `modified` which
     applied revision files changed since (one message each), `unpromoted` which
     revisions the plan needs that the `requires:` environment has not applied,
-    `unimportable` which revision files fail to import (one message each).
+    `unimportable` which revision files fail to import (one message each),
+    `multidb` whether env.py configures several databases (the `db` commands
+    run those; apply and rollback do not).
     """
     refusals: list[Violation] = []
     warnings: list[Violation] = []
     going_down = action in ROLLBACKS
+    if multidb and not action.startswith("db "):
+        refusals.append(Violation("multidb", MULTIDB))
     if dirty:
         refusals.append(Violation("dirty", dirty))
     if unpromoted and not going_down:

@@ -119,7 +119,9 @@ def _init_app_url(engine: Engine | None) -> Iterator[None]:
         yield
         return
     original = SQLAlchemy.init_app
-    url = engine.url
+    # a string, as the app's own config has it: env.py templates hand it on to
+    # Alembic's config, which takes strings only
+    url = engine.url.render_as_string(hide_password=False)
 
     def init_app(self: Any, app: Flask) -> None:
         app.config["SQLALCHEMY_DATABASE_URI"] = url

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from migplan.core.environment import Tables
+from migplan.errors import ConfigError
 from migplan.errors import DatabaseError
 from migplan.errors import describe
 
@@ -35,13 +36,34 @@ def _sqlalchemy_before_2_1() -> bool:
 
 
 def driver_url(url: DatabaseURL) -> str:
-    """The URL to connect with: SQLAlchemy 2.1 (Python 3.11+) reads
-    postgresql:// as psycopg 3, 2.0 as psycopg2; migplan uses psycopg 3 on every
-    Python. (Shown URLs keep the spelling of migplan.yaml.)"""
+    """The URL as env.py gets it (`sqlalchemy.url`): as written in migplan.yaml,
+    async driver included, but SQLAlchemy 2.0 reads postgresql:// as psycopg2
+    and 2.1 as psycopg 3: migplan spells psycopg 3 on every version."""
     text = url.text
     if text.startswith("postgresql://") and _sqlalchemy_before_2_1():
         return "postgresql+psycopg://" + text[len("postgresql://") :]
     return text
+
+
+_SYNC_DRIVERS = {
+    "sqlite+aiosqlite": "sqlite",
+    "postgresql+asyncpg": "postgresql+psycopg",
+    "postgresql+psycopg_async": "postgresql+psycopg",
+    "mysql+aiomysql": "mysql+pymysql",
+    "mysql+asyncmy": "mysql+pymysql",
+    "mariadb+aiomysql": "mariadb+pymysql",
+    "mariadb+asyncmy": "mariadb+pymysql",
+}
+"""An async driver, and the synchronous one migplan connects with instead: an
+async project's env.py keeps its own driver, migplan's own connections (the lock,
+the version table, the audit trail) need a synchronous one."""
+
+
+def sync_url(url: DatabaseURL) -> str:
+    """The URL migplan's own engines connect with (a synchronous driver)."""
+    text = driver_url(url)
+    scheme, sep, rest = text.partition("://")
+    return _SYNC_DRIVERS.get(scheme.lower(), scheme) + sep + rest
 
 
 def create_engine(url: DatabaseURL, *, single: bool = False) -> Engine:
@@ -59,12 +81,12 @@ def create_engine(url: DatabaseURL, *, single: bool = False) -> Engine:
             # migplan commits and rolls back itself; a Connection closed by env.py
             # must not roll back the one connection everything runs on
             engine = sa.create_engine(
-                driver_url(url),
+                sync_url(url),
                 poolclass=sa.pool.StaticPool,
                 pool_reset_on_return=None,
             )
         else:
-            engine = sa.create_engine(driver_url(url), poolclass=sa.pool.NullPool)
+            engine = sa.create_engine(sync_url(url), poolclass=sa.pool.NullPool)
     except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ImportError) as err:
         raise DatabaseError(f"{url}: {err}") from err
     if engine.dialect.name == "postgresql":
@@ -190,7 +212,53 @@ def read_heads(url: DatabaseURL, tables: Tables) -> Heads:
     A SQLite file that does not exist yet is at base, and is not created.
     """
     rows = read_table(url, tables.version_table, tables.schema)
+    if rows is None and exists(url):
+        _no_other_version_table(url, tables)
     return tuple(sorted(str(row["version_num"]) for row in rows or ()))
+
+
+def _no_other_version_table(url: DatabaseURL, tables: Tables) -> None:
+    """The version table is not there: refuse to call the database `base` when a
+    table of Alembic's shape is there under another name (env.py may name its own
+    version table in a way migplan cannot read without running it)."""
+    found = version_tables(url, tables.schema)
+    if found:
+        raise ConfigError(
+            f"{url}: there is no version table {tables.version_table!r}, but "
+            f"{found[0]!r} has Alembic's version_num column: if env.py keeps its "
+            f"revisions there, set version_table: {found[0]} in migplan.yaml"
+        )
+
+
+def version_tables(url: DatabaseURL, schema: str | None = None) -> list[str]:
+    """The tables of Alembic's version table's shape (a version_num column)."""
+    path = url.sqlite_file
+    if path and schema is None:
+        with _sqlite_reader(path) as connection:
+            try:
+                rows = connection.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' "
+                    "AND sql LIKE '%version_num%'"
+                ).fetchall()
+            except sqlite3.Error as err:
+                raise DatabaseError(f"cannot list the tables: {err}") from err
+        return sorted(str(name) for (name,) in rows)
+    import sqlalchemy as sa
+    from sqlalchemy import exc as sa_exc
+
+    with connect(url) as connection:
+        try:
+            inspector = sa.inspect(connection)
+            return sorted(
+                name
+                for name in inspector.get_table_names(schema=schema)
+                if any(
+                    c["name"] == "version_num"
+                    for c in inspector.get_columns(name, schema=schema)
+                )
+            )
+        except sa_exc.SQLAlchemyError as err:
+            raise DatabaseError(f"cannot list the tables: {describe(err)}") from err
 
 
 def write_heads_on(connection: Connection, heads: Heads, tables: Tables) -> None:

@@ -19,6 +19,7 @@ from alembic.runtime.environment import EnvironmentContext
 from migplan import compat
 from migplan.core.planner import Plan
 from migplan.core.planner import Step
+from migplan.core.policy import MULTIDB
 from migplan.core.results import ProgressFn
 from migplan.core.results import RunResult
 from migplan.core.url import TRANSACTIONAL_DDL
@@ -102,10 +103,7 @@ class MigplanEnvironment(EnvironmentContext):
                 # another database of a multi-database env.py: as env.py says
                 self._observe(kw)
                 return super().configure(connection=connection, url=url, **kw)
-            raise ConfigError(
-                "env.py configures more than one database (a multi-database "
-                "template); run it with 'migplan db upgrade' instead"
-            )
+            raise ConfigError(MULTIDB)
         self._configured = True
         version_table = kw.get("version_table", "alembic_version")
         version_schema = kw.get("version_table_schema")
@@ -134,6 +132,12 @@ class MigplanEnvironment(EnvironmentContext):
             # it (the `db` commands keep Alembic's own output)
             logging.getLogger("alembic").setLevel(logging.WARNING)
         super().configure(connection=connection, url=url, **kw)
+
+    def run_migrations(self, **kw: Any) -> None:
+        if not self._lenient and "engine_name" in kw:
+            # a multi-database env.py: refused before its first migration runs
+            raise ConfigError(MULTIDB)
+        super().run_migrations(**kw)
 
     def _observe(self, kw: dict[str, Any]) -> None:
         """Add migplan's on_version_apply callback after env.py's own."""

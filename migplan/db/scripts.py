@@ -29,11 +29,28 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 
 class MigplanConfig(Config):
-    """Alembic's Config, with migplan's env.py templates beside Alembic's own."""
+    """Alembic's Config, with migplan's env.py templates beside Alembic's own, and
+    tolerant of the values old env.py templates set.
+
+    Flask-Migrate's env.py did, for years, `config.set_main_option('sqlalchemy.url',
+    current_app.config.get('SQLALCHEMY_DATABASE_URI'))`: a URL whose password holds
+    a ``%`` (percent-encoded ``@ : /``) is then invalid interpolation syntax for
+    ConfigParser, and a URL object no string at all. Both are taken as meant.
+    """
 
     def get_template_directory(self) -> str:
         templates = self.attributes.get("migplan.templates")
         return str(templates) if templates else super().get_template_directory()
+
+    def set_section_option(self, section: str, name: str, value: str) -> None:
+        if not isinstance(value, str):
+            render = getattr(value, "render_as_string", None)
+            value = render(hide_password=False) if render else str(value)
+        try:
+            super().set_section_option(section, name, value)
+        except ValueError:
+            # a raw % the caller did not escape: the value as it was meant
+            super().set_section_option(section, name, value.replace("%", "%%"))
 
 
 def alembic_config(

@@ -27,6 +27,7 @@ from migplan.core.url import DatabaseURL
 from migplan.errors import ConfigError
 from migplan.errors import UnknownEnvironment
 from migplan.project import cache
+from migplan.project import envpy
 from migplan.project.document import Document
 from migplan.project.document import read_document
 from migplan.project.schema import VAR
@@ -52,6 +53,8 @@ class Project:
     version_table: str = "alembic_version"
     version_table_schema: str | None = None
     audit_table: str = "migplan_audit"
+    multidb: bool = False
+    """Whether env.py configures several databases (a multi-database template)."""
 
     @property
     def tables(self) -> Tables:
@@ -141,6 +144,17 @@ def _build_project(document: Document) -> Project:
     for name, raw in cast(dict[str, dict[str, object]], data["environments"]).items():
         environments[name] = _build_environment(document, name, raw)
     migrations = root / cast(str, data.get("migrations", "migrations"))
+    # the version table env.py names, where migplan.yaml names none: plan and
+    # status read the table apply will write
+    own = envpy.read(migrations)
+    if "version_table" in data:
+        version_table = cast(str, data["version_table"])
+        schema = cast("str | None", data.get("version_table_schema"))
+    else:
+        version_table = own.version_table or "alembic_version"
+        schema = cast(
+            "str | None", data.get("version_table_schema", own.version_table_schema)
+        )
     return Project(
         path=document.file,
         migrations=migrations,
@@ -148,9 +162,10 @@ def _build_project(document: Document) -> Project:
         default_env=cast("str | None", data.get("default_env")),
         app=cast("str | None", data.get("app")),
         metadata=cast("str | None", data.get("metadata")),
-        version_table=cast(str, data.get("version_table", "alembic_version")),
-        version_table_schema=cast("str | None", data.get("version_table_schema")),
+        version_table=version_table,
+        version_table_schema=schema,
         audit_table=cast(str, data.get("audit_table", "migplan_audit")),
+        multidb=own.multidb,
     )
 
 

@@ -189,4 +189,5 @@ def preflight(
         modified=modified,
         unpromoted=unpromoted,
         unimportable=unimportable,
+        multidb=project.multidb,
     )
