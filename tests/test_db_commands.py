@@ -546,6 +546,49 @@ def test_init_multidb_migrates_every_bind(tmp_path):
     assert "\nmigplan-multidb - " in listed
 
 
+def test_binds_in_migplan_yaml_win_over_the_apps(tmp_path):
+    root = tmp_path / "multi"
+    root.mkdir()
+    main, apps_events, events, own = (
+        tmp_path / "main.db",
+        tmp_path / "events.db",
+        tmp_path / "env-events.db",
+        tmp_path / "own.db",
+    )
+    (root / "multiapp.py").write_text(
+        MULTIDB_APP.format(own=own, events=apps_events)
+    )
+    write_config(
+        root,
+        f"""
+        app: multiapp:create_app
+        environments:
+          dev:
+            url: sqlite:///{main}
+            binds: {{events: "sqlite:///{events}"}}
+        """,
+    )
+    assert run_process(root, "db", "init", "--multidb").returncode == 0
+    assert run_process(root, "db", "migrate", "-m", "both").returncode == 0
+    upgraded = run_process(root, "db", "upgrade")
+
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "user" in tables(f"sqlite:///{main}")
+    assert "event" in tables(f"sqlite:///{events}")
+    # neither of the app's own databases was touched
+    assert not apps_events.exists()
+    assert not own.exists()
+    # the environment's main database has the audit trail of the run
+    assert [a for a, _, _ in audit_actions(f"sqlite:///{main}")] == ["db upgrade"]
+    # apply and plan work on one database: they say so, and point at db upgrade
+    planned = run_process(root, "plan", "dev")
+    assert planned.returncode == 0, planned.stderr
+    assert (
+        "Note: apply will refuse: env.py configures more than one database"
+        in planned.stdout
+    )
+
+
 # -- options of the db group ---------------------------------------------------------
 
 

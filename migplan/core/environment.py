@@ -101,6 +101,8 @@ class Environment:
     databases_from: DatabasesFrom | None = None
     schemas: tuple[str, ...] = ()
     rollout: Rollout = Rollout()
+    binds: tuple[tuple[str, str], ...] = ()
+    """(bind name, URL as written) of the Flask-SQLAlchemy binds given here."""
     location: Location | None = field(default=None, compare=False)
     url_location: Location | None = field(default=None, compare=False)
     resolver: UrlResolver | None = field(default=None, compare=False, repr=False)
@@ -129,6 +131,12 @@ class Environment:
         if self.resolver is None:
             return DatabaseURL.parse(template)
         return self.resolver(template, location)
+
+    def bind_urls(self) -> dict[str, DatabaseURL]:
+        """The URL of each bind this environment names, resolved."""
+        return {
+            name: self.resolve_url(text, self.url_location) for name, text in self.binds
+        }
 
     @property
     def target_text(self) -> str:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from sqlalchemy import MetaData
     from sqlalchemy.engine import Engine
 
+    from migplan.core.url import DatabaseURL
     from migplan.project.config import Project
 
 _load_lock = threading.RLock()
@@ -66,7 +67,12 @@ def import_object(spec: str, root: Path, what: str) -> object:
     return target
 
 
-def load_app(spec: str, root: Path, engine: Engine | None) -> Flask:
+def load_app(
+    spec: str,
+    root: Path,
+    engine: Engine | None,
+    binds: Mapping[str, str] | None = None,
+) -> Flask:
     """Return the Flask app named by `spec`, bound to `engine`'s database.
 
     A factory is called with no arguments. Without `engine` the app is loaded as
@@ -74,7 +80,7 @@ def load_app(spec: str, root: Path, engine: Engine | None) -> Flask:
     """
     from flask import Flask
 
-    with _load_lock, _init_app_url(engine):
+    with _load_lock, _init_app_url(engine, binds):
         found = import_object(spec, root, "app")
         if ":" not in spec:
             found = _find_app(found, spec)
@@ -108,8 +114,11 @@ def _find_app(module: object, spec: str) -> object:
 
 
 @contextmanager
-def _init_app_url(engine: Engine | None) -> Iterator[None]:
-    """While the app is created, make Flask-SQLAlchemy use `engine`'s URL."""
+def _init_app_url(
+    engine: Engine | None, binds: Mapping[str, str] | None = None
+) -> Iterator[None]:
+    """While the app is created, make Flask-SQLAlchemy use `engine`'s URL, and the
+    environment's URL for each bind it names."""
     if engine is None:
         yield
         return
@@ -125,6 +134,9 @@ def _init_app_url(engine: Engine | None) -> Iterator[None]:
 
     def init_app(self: Any, app: Flask) -> None:
         app.config["SQLALCHEMY_DATABASE_URI"] = url
+        if binds:
+            own = dict(app.config.get("SQLALCHEMY_BINDS") or {})
+            app.config["SQLALCHEMY_BINDS"] = {**own, **binds}
         original(self, app)
 
     SQLAlchemy.init_app = init_app  # type: ignore[method-assign]
@@ -201,13 +213,21 @@ def _skip_tables(app: Flask, tables: Collection[str]) -> None:
 
 
 @contextmanager
-def app_context(project: Project, engine: Engine | None) -> Iterator[Flask | None]:
-    """Push the project's app context (if it has an app) for env.py to use."""
+def app_context(
+    project: Project,
+    engine: Engine | None,
+    binds: Mapping[str, DatabaseURL] | None = None,
+) -> Iterator[Flask | None]:
+    """Push the project's app context (if it has an app) for env.py to use, its
+    database `engine`'s, its binds the environment's where it names them."""
     if project.app is None:
         with nullcontext():
             yield None
         return
-    app = load_app(project.app, project.root, engine)
+    from migplan.db.database import sync_url
+
+    urls = {name: sync_url(url) for name, url in (binds or {}).items()}
+    app = load_app(project.app, project.root, engine, urls)
     # migplan's audit table is not in the models: autogenerate must not drop it
     _skip_tables(app, (project.audit_table,))
     with app.app_context():

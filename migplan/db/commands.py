@@ -81,7 +81,7 @@ def _environment(
             engine = database.create_engine(env.url, single=True)
             stack.callback(engine.dispose)
             connection = stack.enter_context(_connect(engine)) if online else None
-        app = stack.enter_context(appload.app_context(project, engine))
+        app = stack.enter_context(appload.app_context(project, engine, env.bind_urls()))
         config.attributes["target_metadata"] = appload.target_metadata(project, app)
         config.attributes["migplan.tables"] = (project.audit_table,)
         if connection is not None:

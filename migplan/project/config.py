@@ -208,6 +208,7 @@ def _build_environment(
         else None,
         schemas=tuple(cast(list[str], raw.get("schemas") or ())),
         rollout=Rollout(**rollout),
+        binds=tuple(cast("dict[str, str]", raw.get("binds") or {}).items()),
         location=document.locate(where, at_key=True),
         url_location=document.locate([*where, "url"]),
         resolver=functools.partial(resolve_url, root=root),
