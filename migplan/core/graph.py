@@ -194,10 +194,16 @@ class RevisionGraph:
 
     def relative_path(self, revision: str) -> str:
         """Return a revision's path relative to the project, for display."""
-        path = self.files[revision].path
-        if self.root is not None and path.is_relative_to(self.root):
-            return path.relative_to(self.root).as_posix()
-        return path.as_posix()
+        path = str(self.files[revision].path)
+        root = self._root_prefix
+        if root and path.startswith(root):
+            return path[len(root) :].replace("\\", "/")
+        return path.replace("\\", "/")
+
+    @functools.cached_property
+    def _root_prefix(self) -> str:
+        # the root and a separator, as the paths below it start
+        return "" if self.root is None else str(self.root / "_")[:-1]
 
     def ancestors(self, revisions: Iterable[str]) -> set[str]:
         """Return `revisions` and everything below them (dependencies included)."""
@@ -341,9 +347,67 @@ class RevisionGraph:
         pending = self.pending(resolved, current)
         if not pending:
             return []  # at or below the target: `alembic upgrade` runs nothing
-        if len(pending) > 64:
-            return None  # long plans are rare and Alembic orders them fast enough
-        return self._line(pending)
+        return self._alembic_order(pending, resolved)[::-1]
+
+    @functools.cached_property
+    def _insertion(self) -> dict[str, int]:
+        """Each revision's place in the files' order: Alembic's map keeps it."""
+        return {rev: index for index, rev in enumerate(self.down)}
+
+    @functools.cached_property
+    def _ancestor_bits(self) -> dict[str, int]:
+        """Each revision's ancestors (itself included) as bits of an integer, one
+        bit per revision in the files' order: a set test and a discard cost a
+        shift, and every set is made in one pass, parents first."""
+        insertion = self._insertion
+        bits: dict[str, int] = {}
+        for rev in sorted(self.down, key=self.depth.__getitem__):
+            mask = 1 << insertion[rev]
+            for parent in self._parents(rev):
+                mask |= bits[parent]
+            bits[rev] = mask
+        return bits
+
+    def _alembic_order(self, todo: set[str], heads: Sequence[str]) -> list[str]:
+        """The revisions of `todo`, newest first, in exactly the order of Alembic's
+        RevisionMap._topological_sort from `heads` (a graph without depends_on:
+        the caller checks): walk down one branch as long as no other head still
+        needs its revision, taking the branches in the files' order."""
+        todo = set(todo)
+        insertion = self._insertion
+        bits = self._ancestor_bits
+        current = sorted({h for h in heads if h in todo}, key=insertion.__getitem__)
+        ancestors = [bits[head] for head in current]
+        out: list[str] = []
+        index = 0
+        while current:
+            candidate = current[index]
+            bit = 1 << insertion[candidate]
+            for other, below in enumerate(ancestors):
+                if other != index and below & bit:
+                    index = other  # another head needs it: that one goes first
+                    break
+            else:
+                if candidate in todo:
+                    out.append(candidate)
+                    todo.remove(candidate)
+                down = self.down[candidate]
+                added = [r for r in down if r in todo and r not in current]
+                if not added:
+                    del current[index]
+                    del ancestors[index]
+                    index = max(index - 1, 0)
+                elif len(down) == 1:
+                    current[index] = added[0]
+                    ancestors[index] &= ~bit
+                else:
+                    current[index] = added[0]
+                    current.extend(added[1:])
+                    ancestors[index] = bits[added[0]]
+                    ancestors.extend(bits[rev] for rev in added[1:])
+        if todo:
+            raise AssertionError(f"revisions left unordered: {sorted(todo)}")
+        return out
 
     def _line_down(self, target: Sequence[str], current: Heads) -> list[str] | None:
         resolved = self._simple_target(target)

@@ -223,8 +223,9 @@ class AuditTrail:
         return True  # cannot tell: say dirty, so that nobody runs it again blindly
 
     def unfinished(self) -> dict[str, object] | None:
-        """The step that started and neither finished nor failed, if any."""
-        if self.steps and self.steps[-1]["outcome"] == "started":
+        """The step the run stopped in (started, or failed as it was stopped), if
+        it stopped in one rather than between two."""
+        if self.steps and self.steps[-1]["outcome"] in ("started", "failed"):
             return self.steps[-1]
         return None
 

@@ -97,6 +97,7 @@ def open_session(
                 with locking.hold(
                     connection, url, tables, timeout=timeout, on_wait=on_wait
                 ):
+                    _never_idle_out(connection)
                     if url.dialect == "postgresql":
                         _commit_without_waiting(connection)
                     yield Session(url, tables, engine, connection)
@@ -104,6 +105,23 @@ def open_session(
                 raise DatabaseError(f"{url}: {describe(err)}") from err
     finally:
         engine.dispose()
+
+
+def _never_idle_out(connection: Connection) -> None:
+    """Keep the server's idle timeouts off this session: between two statements it
+    may sit idle for as long as a migration computes (or a revision file takes to
+    import), and a server that ended it would end the lock and the run with it.
+    A session whose client is gone still ends: PostgreSQL checks the client
+    (client_connection_check_interval), and a closed socket ends any session."""
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        version = connection.exec_driver_sql("SHOW server_version_num").scalar()
+        connection.exec_driver_sql("SET idle_in_transaction_session_timeout = 0")
+        if int(str(version)) >= 140000:
+            connection.exec_driver_sql("SET idle_session_timeout = 0")
+    elif dialect == "mysql":
+        connection.exec_driver_sql("SET SESSION wait_timeout = 31536000")
+    connection.commit()
 
 
 def _commit_without_waiting(connection: Connection) -> None:

@@ -83,8 +83,17 @@ def summary(plan: Plan) -> str:
 
 
 def plan_json(plan: Plan) -> str:
-    """Return the plan as the stable JSON object of `plan --json`."""
-    return json.dumps(plan.to_dict(), indent=2)
+    """Return the plan as the stable JSON object of `plan --json`: indented, each
+    step on a line of its own (a first deploy's thousands of steps are written by
+    json's C encoder, not its indenting Python one)."""
+    data = plan.to_dict()
+    steps = data.pop("steps")
+    assert isinstance(steps, list)
+    text = json.dumps(data, indent=2)
+    if not steps:
+        return text.replace('\n  "notes"', '\n  "steps": [],\n  "notes"', 1)
+    lines = ",\n".join(f"    {json.dumps(step)}" for step in steps)
+    return text.replace('\n  "notes"', f'\n  "steps": [\n{lines}\n  ],\n  "notes"', 1)
 
 
 def plan_sql(plan: Plan, chunks: Sequence[str]) -> str:

@@ -10,6 +10,7 @@ transactional, left dirty where not); its connection dies (the lock with it).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -78,6 +79,10 @@ def apply(
         the database is.
     """
     url = url or env.url
+    # revision files are imported before the lock is taken, so that no session
+    # waits while they load; one that fails is the preflight's to refuse
+    with contextlib.suppress(MigplanError):
+        executor.load_modules(graph, plan.steps)
     with _session(project, env, url, lock_timeout, on_wait) as session:
         # re-read under the lock: another deploy may have moved the heads
         heads = session.read_heads()
