@@ -33,7 +33,7 @@ environments:
 
 KNOWN_ENV_KEYS = (
     "url, target, protected, on_failure, rollback, lock_timeout, databases, "
-    "databases_from, schemas, rollout, on_modified, lint, requires, binds"
+    "databases_from, schemas, rollout, on_modified, lint, requires, binds, ddl"
 )
 KNOWN_TOP_KEYS = (
     "migrations, app, metadata, version_table, version_table_schema, audit_table, "

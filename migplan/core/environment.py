@@ -61,6 +61,33 @@ class LintPolicy:
 
 
 @dataclass(frozen=True)
+class DdlPolicy:
+    """How each migration takes its locks: GitLab's with_lock_retries, per
+    environment. Seconds; None: the server's own setting."""
+
+    lock_timeout: float | None = None
+    retries: int = 0
+    statement_timeout: float | None = None
+
+    def wait(self, attempt: int, jitter: float) -> float:
+        """Seconds to wait before retry `attempt` (1-based): doubling from half a
+        second up to 30 s, times `jitter` (0.5 to 1.5, from the caller)."""
+        return float(min(0.5 * 2.0 ** (attempt - 1), 30.0) * jitter)
+
+
+def seconds(value: object) -> float:
+    """Read a duration of migplan.yaml: a number of seconds, or "500ms", "2s",
+    "1.5m" (the schema has checked the spelling)."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = str(value).strip()
+    for suffix, factor in (("ms", 0.001), ("s", 1.0), ("m", 60.0)):
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * factor
+    return float(text)
+
+
+@dataclass(frozen=True)
 class Rollout:
     """How apply goes through a fleet of databases."""
 
@@ -101,6 +128,7 @@ class Environment:
     databases_from: DatabasesFrom | None = None
     schemas: tuple[str, ...] = ()
     rollout: Rollout = Rollout()
+    ddl: DdlPolicy = DdlPolicy()
     binds: tuple[tuple[str, str], ...] = ()
     """(bind name, URL as written) of the Flask-SQLAlchemy binds given here."""
     location: Location | None = field(default=None, compare=False)

@@ -74,6 +74,26 @@ def check_runnable(plan: Plan) -> list[Violation]:
     ]
 
 
+def check_lock_waits(plan: Plan, env: Environment) -> list[Violation]:
+    """Warn of steps that take locks blocking other sessions, in a protected
+    environment whose migrations may wait for those locks forever (no
+    ddl.lock_timeout): behind one long transaction, they would stall its traffic."""
+    if not env.protected or env.ddl.lock_timeout is not None:
+        return []
+    return [
+        Violation(
+            "ddl",
+            f"{step.revision} takes locks that block other sessions "
+            f"({next(f.operation for f in step.findings if f.kind == 'locking')}) "
+            f"and {env.name!r} sets no ddl.lock_timeout: behind a long transaction "
+            "it would stall every query on that table; set ddl: {lock_timeout: 2, "
+            "retries: 10}",
+        )
+        for step in plan.steps
+        if "locking" in step.flags
+    ]
+
+
 def check_apply(plan: Plan, env: Environment) -> list[Violation]:
     """Return why `apply` may not run `plan` in `env`: flagged steps its lint refuses."""
     found = []
@@ -162,6 +182,7 @@ def preflight(
         (refusals if env.on_modified == "refuse" else warnings).append(rule)
     refusals += check_runnable(plan)
     refusals += [Violation("broken", message) for message in unimportable]
+    warnings += check_lock_waits(plan, env)
     if going_down:
         refusals += check_rollback(plan, env)
     else:

@@ -11,6 +11,21 @@ from migplan.core.planner import Step
 from migplan.core.revisions import Heads
 
 
+@dataclass(frozen=True)
+class Rehearsal:
+    """What a rehearsal found: each step's time and locks, or the failure; and
+    that the database was left as it was (everything rolled back)."""
+
+    plan: Plan
+    done: tuple[StepResult, ...]
+    failed: StepResult | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether every step ran."""
+        return self.failed is None
+
+
 def heads_text(revisions: tuple[str, ...] | list[str]) -> str:
     """Return revisions for a sentence: comma-separated, or ``base``."""
     return ", ".join(revisions) if revisions else "base"
@@ -38,6 +53,10 @@ class StepResult:
     step: Step
     seconds: float
     error: str | None = None
+    retryable: bool = False
+    """It failed waiting for a lock, and nothing of it is left: it may run again."""
+    locks: tuple[tuple[str, str], ...] = ()
+    """(relation, lock mode) it took, where a rehearsal looked."""
 
 
 @dataclass(frozen=True)

@@ -197,10 +197,18 @@ class AuditTrail:
             values.update(dirty_revision=None, dirty_direction=None)
         self._update(connection, **values)
 
-    def step_failed(self, seconds: float) -> None:
-        """The running migration failed: its transaction, and this, roll back."""
+    def step_failed(self, seconds: float, outcome: str = "failed") -> None:
+        """The running migration failed (or timed out on a lock, to be retried):
+        its transaction, and this mark, roll back; the run's row says so when it
+        is written next."""
         if self.steps and self.steps[-1]["outcome"] == "started":
-            self.steps[-1].update(outcome="failed", seconds=round(seconds, 3))
+            self.steps[-1].update(outcome=outcome, seconds=round(seconds, 3))
+
+    def clear_mark(self) -> None:
+        """Take back the started mark of a migration that changed nothing (its
+        lock wait timed out on MariaDB, whose DDL statement committed the mark)."""
+        if self.marks_steps:
+            self._update(None, dirty_revision=None, dirty_direction=None)
 
     def is_dirty(self) -> bool:
         """Whether this run's row says a migration was left half-applied (read on
@@ -225,7 +233,11 @@ class AuditTrail:
     def unfinished(self) -> dict[str, object] | None:
         """The step the run stopped in (started, or failed as it was stopped), if
         it stopped in one rather than between two."""
-        if self.steps and self.steps[-1]["outcome"] in ("started", "failed"):
+        if self.steps and self.steps[-1]["outcome"] in (
+            "started",
+            "failed",
+            "lock timeout",
+        ):
             return self.steps[-1]
         return None
 

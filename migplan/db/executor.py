@@ -28,6 +28,7 @@ from migplan.db import appload
 from migplan.db import database
 from migplan.db import scripts
 from migplan.db.audit import AuditTrail
+from migplan.db.ddl import DdlGuard
 from migplan.db.observer import StepObserver
 from migplan.db.session import Session
 from migplan.errors import ConfigError
@@ -70,6 +71,7 @@ class MigplanEnvironment(EnvironmentContext):
         on_step_end: Callable[..., None] | None = None,
         lenient: bool = False,
         observer: StepObserver | None = None,
+        rehearsal: bool = False,
         **kw: Any,
     ) -> None:
         fn = kw.get("fn")
@@ -85,6 +87,9 @@ class MigplanEnvironment(EnvironmentContext):
             on_step_end = observer.version_applied
         super().__init__(config, script, **kw)
         self._lenient = lenient
+        # a rehearsal runs in one transaction on the session's connection, which
+        # env.py's own connections must not commit (they share it)
+        self._rehearsal = rehearsal
         self._engine = engine
         self._project = project
         self._output_buffer = output_buffer
@@ -119,7 +124,11 @@ class MigplanEnvironment(EnvironmentContext):
         if self.is_offline_mode():
             connection, url = None, self._engine.url
             kw["output_buffer"] = self._output_buffer
-        elif connection is None or connection.engine is not self._engine:
+        elif (
+            connection is None
+            or connection.engine is not self._engine
+            or self._rehearsal
+        ):
             # env.py's own engine or URL: the environment's database wins, on the
             # session's connection, which holds the migration lock
             connection = self._connection
@@ -185,9 +194,13 @@ def run_steps(
     progress: ProgressFn | None = None,
     phase: Literal["apply", "revert"] = "apply",
     trail: AuditTrail | None = None,
+    guard: DdlGuard | None = None,
+    inspect: Callable[[Connection], tuple[tuple[str, str], ...]] | None = None,
 ) -> RunResult:
     """Run `steps` through the project's env.py, starting from `current`, on the
-    session's connection (which holds the migration lock).
+    session's connection (which holds the migration lock), each migration held to
+    the `guard`'s ddl policy. With `inspect` (a rehearsal, inside the caller's
+    transaction), each step's locks are what `inspect` finds after it.
 
     Every step is its own transaction (where DDL is transactional), recorded in
     the audit `trail` inside that transaction: a failure leaves the steps before
@@ -205,6 +218,8 @@ def run_steps(
         phase=phase,
         trail=trail,
         steps={(s.revision, s.is_upgrade): s for s in steps},
+        guard=guard,
+        inspect=inspect,
     )
 
     def fn(heads: Sequence[str], context: MigrationContext) -> list[RevisionStep]:
@@ -235,6 +250,7 @@ def run_steps(
                     project=project,
                     fn=fn,
                     observer=observer,
+                    rehearsal=inspect is not None,
                 ):
                     script.run_env()
     except Exception as err:

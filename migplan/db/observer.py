@@ -20,6 +20,7 @@ from migplan.core import planner
 from migplan.core.results import Progress
 from migplan.core.results import ProgressFn
 from migplan.core.results import StepResult
+from migplan.db.ddl import is_lock_timeout
 from migplan.errors import describe
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from migplan.core.graph import RevisionGraph
     from migplan.core.planner import Step
     from migplan.db.audit import AuditTrail
+    from migplan.db.ddl import DdlGuard
 
 
 class StepAborted(Exception):
@@ -47,8 +49,12 @@ class StepObserver:
         phase: Literal["apply", "revert"] = "apply",
         trail: AuditTrail | None = None,
         steps: dict[tuple[str, bool], Step] | None = None,
+        guard: DdlGuard | None = None,
+        inspect: Callable[[Connection], tuple[tuple[str, str], ...]] | None = None,
     ) -> None:
         self.graph = graph
+        self.guard = guard
+        self.inspect = inspect
         self.progress = progress
         self.phase = phase
         self.trail = trail
@@ -94,8 +100,11 @@ class StepObserver:
         # Alembic logs "Running upgrade a -> b" by the function's name
         @functools.wraps(migration_fn)
         def run(*args: Any, **kw: Any) -> None:
+            guard = self.guard
             if trail is not None:
                 trail.step_started(connection, step, self.phase)
+            if guard is not None:
+                guard.migration_started(connection)
             self._report(Progress("start", index, total, step, phase=self.phase))
             started = time.perf_counter()
             self.running.append((index, total, step, started, trail))
@@ -104,9 +113,21 @@ class StepObserver:
             except BaseException as err:
                 self.running.pop()
                 seconds = time.perf_counter() - started
-                self.failed.append(StepResult(step, seconds, describe(err)))
+                error = describe(err)
+                retryable = False
+                if guard is not None and is_lock_timeout(err):
+                    retryable = guard.safe_to_retry
+                    if guard.blockers:
+                        first = guard.blockers[0]
+                        error += (
+                            f" (waiting for a lock on {first.relation or 'a table'} "
+                            f"held by {', '.join(map(str, guard.blockers[:3]))})"
+                        )
+                self.failed.append(StepResult(step, seconds, error, retryable))
                 if trail is not None:
-                    trail.step_failed(seconds)
+                    trail.step_failed(
+                        seconds, "lock timeout" if retryable else "failed"
+                    )
                 self._report(
                     Progress("failed", index, total, step, seconds, self.phase)
                 )
@@ -114,6 +135,9 @@ class StepObserver:
                     raise
                 # SystemExit and the like: a failed step, rolled back as any other
                 raise StepAborted(describe(err)) from err
+            finally:
+                if guard is not None:
+                    guard.migration_ended()
 
         return run
 
@@ -124,10 +148,11 @@ class StepObserver:
             return  # a stamp: nothing ran
         index, total, step, started, trail = self.running.pop()
         seconds = time.perf_counter() - started
+        assert ctx.connection is not None
         if trail is not None:
-            assert ctx.connection is not None
             trail.step_done(ctx.connection, seconds)
-        self.done.append(StepResult(step, seconds))
+        locks = self.inspect(ctx.connection) if self.inspect is not None else ()
+        self.done.append(StepResult(step, seconds, locks=locks))
         self._report(Progress("done", index, total, step, seconds, self.phase))
 
     def blame(self, err: BaseException) -> None:

@@ -14,6 +14,7 @@ from typing import Literal
 from typing import cast
 
 from migplan.core.environment import DatabasesFrom
+from migplan.core.environment import DdlPolicy
 from migplan.core.environment import Environment
 from migplan.core.environment import Level
 from migplan.core.environment import LintPolicy
@@ -22,6 +23,7 @@ from migplan.core.environment import OnFailure
 from migplan.core.environment import RollbackPolicy
 from migplan.core.environment import Rollout
 from migplan.core.environment import Tables
+from migplan.core.environment import seconds
 from migplan.core.names import unknown
 from migplan.core.url import DatabaseURL
 from migplan.errors import ConfigError
@@ -209,9 +211,20 @@ def _build_environment(
         schemas=tuple(cast(list[str], raw.get("schemas") or ())),
         rollout=Rollout(**rollout),
         binds=tuple(cast("dict[str, str]", raw.get("binds") or {}).items()),
+        ddl=_ddl(cast("dict[str, object]", raw.get("ddl") or {})),
         location=document.locate(where, at_key=True),
         url_location=document.locate([*where, "url"]),
         resolver=functools.partial(resolve_url, root=root),
+    )
+
+
+def _ddl(raw: dict[str, object]) -> DdlPolicy:
+    lock = raw.get("lock_timeout")
+    statement = raw.get("statement_timeout")
+    return DdlPolicy(
+        lock_timeout=None if lock is None else seconds(lock),
+        retries=int(cast(int, raw.get("retries", 0))),
+        statement_timeout=None if statement is None else seconds(statement),
     )
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import random
+import time
 from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Sequence
@@ -25,6 +27,7 @@ from migplan.core.planner import Step
 from migplan.core.results import ApplyResult
 from migplan.core.results import ProgressFn
 from migplan.core.results import RunResult
+from migplan.core.results import StepResult
 from migplan.core.results import heads_text
 from migplan.core.runs import Run
 from migplan.core.runs import dirty_run
@@ -33,6 +36,7 @@ from migplan.db import database
 from migplan.db import executor
 from migplan.db import locking
 from migplan.db import session as sessions
+from migplan.db.ddl import DdlGuard
 from migplan.errors import DatabaseError
 from migplan.errors import DirtyDatabase
 from migplan.errors import Interrupted
@@ -123,7 +127,16 @@ def apply(
         trail.prepare()
         trail.start(plan)
         return _run(
-            project, env, graph, plan, session, trail, progress, on_failure, runner
+            project,
+            env,
+            graph,
+            plan,
+            session,
+            trail,
+            progress,
+            on_failure,
+            runner,
+            on_wait,
         )
 
 
@@ -137,11 +150,21 @@ def _run(
     progress: ProgressFn | None,
     on_failure: str | None,
     runner: Runner | None,
+    notify: locking.WaitFn | None = None,
 ) -> ApplyResult:
     """Run the plan in the session and close the audit row, whatever happens."""
     try:
         result = _apply_plan(
-            project, env, graph, plan, session, trail, progress, on_failure, runner
+            project,
+            env,
+            graph,
+            plan,
+            session,
+            trail,
+            progress,
+            on_failure,
+            runner,
+            notify,
         )
     except KeyboardInterrupt as err:
         raise _interrupted(env, plan, session, trail, err) from err
@@ -173,19 +196,14 @@ def _apply_plan(
     progress: ProgressFn | None,
     on_failure: str | None,
     runner: Runner | None,
+    notify: locking.WaitFn | None = None,
 ) -> ApplyResult:
     """Run a plan; on failure, stop or revert as the environment says."""
     if runner is not None:
         run = runner(session, trail, progress)
     else:
-        run = executor.run_steps(
-            project,
-            graph,
-            plan.current,
-            plan.steps,
-            session=session,
-            progress=progress,
-            trail=trail,
+        run = _with_lock_retries(
+            project, env, graph, plan, session, trail, progress, notify
         )
     heads = _heads_now(session)
     if heads is None:
@@ -213,6 +231,69 @@ def _apply_plan(
     )
     heads = _heads_now(session) or heads
     return ApplyResult(plan, run.done, heads, run.failed, revert.done, revert.failed)
+
+
+def _with_lock_retries(
+    project: Project,
+    env: Environment,
+    graph: RevisionGraph,
+    plan: Plan,
+    session: Session,
+    trail: AuditTrail,
+    progress: ProgressFn | None,
+    notify: locking.WaitFn | None,
+) -> RunResult:
+    """Run the plan's steps; a migration whose lock wait timed out (ddl:
+    lock_timeout) and left nothing behind is rolled back, waited for (growing,
+    jittered) and tried again, up to ddl.retries times; the rest then go on."""
+    policy = env.ddl
+    if policy.lock_timeout is None and policy.statement_timeout is None:
+        return executor.run_steps(
+            project,
+            graph,
+            plan.current,
+            plan.steps,
+            session=session,
+            progress=progress,
+            trail=trail,
+        )
+    guard = DdlGuard(session, policy)
+    try:
+        guard.prepare()
+        done: list[StepResult] = []
+        steps = list(plan.steps)
+        heads = plan.current
+        attempt = 0
+        while True:
+            run = executor.run_steps(
+                project,
+                graph,
+                heads,
+                steps,
+                session=session,
+                progress=progress,
+                trail=trail,
+                guard=guard,
+            )
+            done += run.done
+            failed = run.failed
+            if failed is None or not failed.retryable or attempt >= policy.retries:
+                if failed is not None and failed.retryable:
+                    trail.clear_mark()  # it changed nothing: not dirty
+                return RunResult(tuple(done), failed)
+            attempt += 1
+            trail.clear_mark()
+            wait = policy.wait(attempt, random.uniform(0.5, 1.5))
+            if notify is not None:
+                notify(
+                    f"{failed.step.revision}: {failed.error}; retry "
+                    f"{attempt}/{policy.retries} in {wait:.1f} s"
+                )
+            time.sleep(wait)
+            steps = steps[len(run.done) :]
+            heads = session.read_heads()
+    finally:
+        guard.close()
 
 
 def _interrupted(

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from migplan.core import planner
 from migplan.core import policy
+from migplan.core.results import heads_text
 from migplan.core.revisions import Marker
 from migplan.core.runs import Run
 from migplan.core.runs import dirty_run
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from migplan.core.environment import Environment
     from migplan.core.planner import Plan
     from migplan.core.policy import Verdict
+    from migplan.core.revisions import Heads
     from migplan.core.url import DatabaseURL
     from migplan.project.config import Project
 
@@ -60,25 +62,65 @@ def rollback_plan(
     *,
     to: str | None = None,
     steps: int | None = None,
+    last: bool = False,
     url: DatabaseURL | None = None,
 ) -> Plan:
-    """Return the plan of a rollback to `to` (a revision or ``base``) or by `steps`.
+    """Return the plan of a rollback to `to` (a revision or ``base``), by `steps`,
+    or undoing the `last` successful apply the audit trail records.
 
     `policy.check_rollback` says whether the environment allows it;
     `execution.apply` refuses it if not.
 
     :raises TargetError: `to` is not below the current revision.
+    :raises MigplanError: with `last`, no apply to undo, or the database moved
+        since it.
     """
-    if (to is None) == (steps is None):
-        raise ValueError("give exactly one of `to` and `steps`")
+    if [to is not None, steps is not None, last].count(True) != 1:
+        raise ValueError("give exactly one of `to`, `steps` and `last`")
     url = url or env.url
     current = database.read_heads(url, project.tables)
-    route = planner.route_down(
-        project.graph, current, to if to is not None else f"-{steps}"
-    )
+    notes: tuple[str, ...] = ()
+    if last:
+        route, undone = _undo_last(project, env, url, current)
+        notes = (
+            f"undoes apply #{undone.id} of {undone.started_at} by "
+            f"{undone.actor}@{undone.host}, from {heads_text(undone.from_heads)} to "
+            f"{heads_text(undone.to_heads or ())}",
+        )
+    else:
+        route = planner.route_down(
+            project.graph, current, to if to is not None else f"-{steps}"
+        )
     made = describe(project, route, env.name, url)
-    notes = preflight(project, env, made, url, action="rollback").notes()
+    notes += preflight(project, env, made, url, action="rollback").notes()
     return dataclasses.replace(made, notes=made.notes + notes)
+
+
+def _undo_last(
+    project: Project, env: Environment, url: DatabaseURL, current: Heads
+) -> tuple[planner.Route, Run]:
+    """The route back to where the last successful apply found the database."""
+    runs = audit.read_runs(url, project.tables, environment=env.name)
+    applies = (r for r in runs if r.action in ("apply", "db upgrade"))
+    undone = next((r for r in applies if r.outcome == "success" and r.steps), None)
+    if undone is None:
+        raise MigplanError(
+            f"{env.name}: the audit trail records no successful apply to undo"
+        )
+    if tuple(sorted(undone.to_heads or ())) != tuple(sorted(current)):
+        raise MigplanError(
+            f"{env.name}: the database moved since apply #{undone.id} of "
+            f"{undone.started_at}: that apply left it at "
+            f"{heads_text(undone.to_heads or ())}, it is at {heads_text(current)} "
+            "now; roll back with --to REV"
+        )
+    route = planner.route(project.graph, current, undone.from_heads or ("base",))
+    if any(up for _, up in route.moves):
+        raise MigplanError(
+            f"{env.name}: going back to {heads_text(undone.from_heads)} is not only "
+            "downgrades; roll back with --to REV"
+        )
+    return planner.Route(route.current, ("last",), route.moves), undone
 
 
 def describe(

@@ -1,0 +1,208 @@
+"""Migrations that never stall production traffic: each one's lock waits and
+statements bounded by the environment's `ddl:` policy, the sessions that block it
+named, and what it changed counted, so that a migration that timed out on a lock
+is retried only when it changed nothing.
+
+PostgreSQL: `SET LOCAL lock_timeout` and `statement_timeout` inside each
+migration's own transaction (no other session is touched). MariaDB/MySQL: the
+session's `lock_wait_timeout` (metadata locks) and `innodb_lock_wait_timeout`.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from typing import Any
+
+from migplan.db import database
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from migplan.core.environment import DdlPolicy
+    from migplan.db.session import Session
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """A session holding a lock a migration waits for."""
+
+    pid: int
+    query: str
+    seconds: int
+    relation: str
+
+    def __str__(self) -> str:
+        query = f"`{self.query}`, " if self.query else ""
+        return f"pid {self.pid} ({query}{self.seconds} s old)"
+
+
+_PG_BLOCKERS = """
+SELECT COALESCE(w.relation::regclass::text, w.locktype), a.pid,
+       left(regexp_replace(COALESCE(a.query, ''), '\\s+', ' ', 'g'), 120),
+       COALESCE(extract(epoch FROM now() - COALESCE(a.xact_start, a.query_start)),
+                0)::int
+FROM pg_locks w
+CROSS JOIN LATERAL unnest(pg_blocking_pids(w.pid)) AS b(pid)
+JOIN pg_stat_activity a ON a.pid = b.pid
+WHERE w.pid = %(pid)s AND NOT w.granted
+ORDER BY 4 DESC
+"""
+
+_MYSQL_BLOCKERS = """
+SELECT t.trx_mysql_thread_id, COALESCE(t.trx_query, ''),
+       TIMESTAMPDIFF(SECOND, t.trx_started, NOW())
+FROM information_schema.innodb_trx t
+WHERE t.trx_mysql_thread_id <> %(pid)s
+ORDER BY t.trx_started
+"""
+
+
+class DdlGuard:
+    """Applies a `ddl:` policy to the migrations run in one session."""
+
+    def __init__(self, session: Session, policy: DdlPolicy) -> None:
+        self.session = session
+        self.policy = policy
+        self.dialect = session.url.dialect
+        self.changed = 0
+        """Statements of the running migration that completed."""
+        self.committed = 0
+        """...of them outside a transaction (autocommit: not rolled back)."""
+        self.blockers: tuple[Blocker, ...] = ()
+        """Who blocked the running migration's statement, when it waited."""
+        self._active = False
+        self._timer: threading.Timer | None = None
+        self._pid = 0
+        self._listen()
+
+    def _listen(self) -> None:
+        from sqlalchemy import event
+
+        engine = self.session.engine
+        event.listen(engine, "before_cursor_execute", self._before)
+        event.listen(engine, "after_cursor_execute", self._after)
+
+    def close(self) -> None:
+        """Stop watching the session's statements."""
+        from sqlalchemy import event
+
+        self._cancel()
+        engine = self.session.engine
+        event.remove(engine, "before_cursor_execute", self._before)
+        event.remove(engine, "after_cursor_execute", self._after)
+
+    def prepare(self) -> None:
+        """Set the session's own timeouts (MariaDB/MySQL: they are per session)."""
+        connection = self.session.connection
+        if self.dialect == "postgresql":
+            self._pid = int(
+                connection.exec_driver_sql("SELECT pg_backend_pid()").scalar() or 0
+            )
+        elif self.dialect == "mysql":
+            self._pid = int(
+                connection.exec_driver_sql("SELECT CONNECTION_ID()").scalar() or 0
+            )
+            if self.policy.lock_timeout is not None:
+                wait = max(1, round(self.policy.lock_timeout))
+                connection.exec_driver_sql(f"SET SESSION lock_wait_timeout = {wait}")
+                connection.exec_driver_sql(
+                    f"SET SESSION innodb_lock_wait_timeout = {wait}"
+                )
+            if self.policy.statement_timeout is not None:
+                # MariaDB's (seconds; 0: no limit)
+                connection.exec_driver_sql(
+                    "SET SESSION max_statement_time = "
+                    f"{float(self.policy.statement_timeout)}"
+                )
+        connection.commit()
+
+    def migration_started(self, connection: Connection) -> None:
+        """A migration begins, in its transaction on `connection`."""
+        if self.dialect == "postgresql":
+            policy = self.policy
+            if policy.lock_timeout is not None:
+                connection.exec_driver_sql(
+                    f"SET LOCAL lock_timeout = '{int(policy.lock_timeout * 1000)}ms'"
+                )
+            if policy.statement_timeout is not None:
+                limit = int(policy.statement_timeout * 1000)
+                connection.exec_driver_sql(f"SET LOCAL statement_timeout = '{limit}ms'")
+        self.changed = self.committed = 0
+        self.blockers = ()
+        self._active = True
+
+    def migration_ended(self) -> None:
+        """The running migration is over, however it ended."""
+        self._active = False
+        self._cancel()
+
+    @property
+    def safe_to_retry(self) -> bool:
+        """Whether the running migration can run again from the start: nothing it
+        did is left (on MariaDB: it changed nothing; elsewhere: it committed
+        nothing of its own, as an autocommit block would)."""
+        if self.dialect == "mysql":
+            return self.changed == 0
+        return self.committed == 0
+
+    def _before(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not self._active or self.policy.lock_timeout is None or not self._pid:
+            return
+        # a statement still waiting past half the lock timeout: ask who blocks it
+        self._cancel()
+        self._timer = threading.Timer(
+            max(0.05, self.policy.lock_timeout * 0.5), self._snapshot
+        )
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _after(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not self._active:
+            return
+        self._cancel()
+        self.changed += 1
+        if (
+            not conn.in_transaction()
+            or conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+        ):
+            self.committed += 1
+
+    def _cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _snapshot(self) -> None:
+        """Who blocks the waiting statement, asked on a connection of its own."""
+        try:
+            with database.connect(self.session.url) as other:
+                if self.dialect == "postgresql":
+                    rows = other.exec_driver_sql(_PG_BLOCKERS, {"pid": self._pid}).all()
+                    found = tuple(
+                        Blocker(int(pid), str(query), int(age), str(relation))
+                        for relation, pid, query, age in rows
+                    )
+                else:
+                    rows = other.exec_driver_sql(
+                        _MYSQL_BLOCKERS, {"pid": self._pid}
+                    ).all()
+                    found = tuple(
+                        Blocker(int(pid), str(query), int(age or 0), "")
+                        for pid, query, age in rows
+                    )
+        except Exception:  # noqa: BLE001 - a report only: the migration decides
+            return
+        if found:
+            self.blockers = found
+
+
+def is_lock_timeout(err: BaseException) -> bool:
+    """Whether a database error is a lock wait that timed out (PostgreSQL's
+    lock_timeout, MariaDB/MySQL's lock wait timeouts)."""
+    orig = getattr(err, "orig", None) or err
+    if getattr(orig, "sqlstate", None) == "55P03":  # lock_not_available
+        return True
+    args: tuple[object, ...] = tuple(getattr(orig, "args", ()))
+    return bool(args) and args[0] == 1205  # ER_LOCK_WAIT_TIMEOUT
