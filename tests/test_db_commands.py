@@ -555,9 +555,7 @@ def test_binds_in_migplan_yaml_win_over_the_apps(tmp_path):
         tmp_path / "env-events.db",
         tmp_path / "own.db",
     )
-    (root / "multiapp.py").write_text(
-        MULTIDB_APP.format(own=own, events=apps_events)
-    )
+    (root / "multiapp.py").write_text(MULTIDB_APP.format(own=own, events=apps_events))
     write_config(
         root,
         f"""

@@ -102,9 +102,7 @@ def _layer(name: str) -> str | None:
 
 def test_every_module_sits_in_a_layer():
     loose = sorted(
-        name
-        for name in SOURCES
-        if _layer(name) is None and name != "migplan.__main__"
+        name for name in SOURCES if _layer(name) is None and name != "migplan.__main__"
     )
     assert loose == []
 

@@ -59,6 +59,34 @@ ORDER BY t.trx_started
 """
 
 
+_PG_HELD = """
+SELECT DISTINCT COALESCE(relation::regclass::text, locktype), mode
+FROM pg_locks
+WHERE pid = pg_backend_pid() AND locktype = 'relation' AND granted
+ORDER BY 1, 2
+"""
+
+
+class LockWatch:
+    """The table locks a transaction holds, each (relation, mode) reported once:
+    called after each step of a rehearsal (locks accumulate in its one
+    transaction, so a step's are the new ones). PostgreSQL only (`pg_locks`)."""
+
+    def __init__(self, dialect: str) -> None:
+        self._dialect = dialect
+        self._seen: set[tuple[str, str]] = set()
+
+    def __call__(self, connection: Connection) -> tuple[tuple[str, str], ...]:
+        if self._dialect != "postgresql":
+            return ()
+        rows = connection.exec_driver_sql(_PG_HELD).all()
+        found = [
+            (str(r), str(m)) for r, m in rows if (str(r), str(m)) not in self._seen
+        ]
+        self._seen.update(found)
+        return tuple(found)
+
+
 class DdlGuard:
     """Applies a `ddl:` policy to the migrations run in one session."""
 

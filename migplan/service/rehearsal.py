@@ -21,6 +21,7 @@ from migplan.db import audit
 from migplan.db import executor
 from migplan.db import locking
 from migplan.db.ddl import DdlGuard
+from migplan.db.ddl import LockWatch
 from migplan.errors import MigplanError
 from migplan.errors import PolicyViolation
 from migplan.errors import StalePlan
@@ -28,20 +29,11 @@ from migplan.service import execution
 from migplan.service import planning
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
-
     from migplan.core.environment import Environment
     from migplan.core.graph import RevisionGraph
     from migplan.core.url import DatabaseURL
     from migplan.db.session import Session
     from migplan.project.config import Project
-
-_LOCKS = """
-SELECT DISTINCT COALESCE(relation::regclass::text, locktype), mode
-FROM pg_locks
-WHERE pid = pg_backend_pid() AND locktype = 'relation' AND granted
-ORDER BY 1, 2
-"""
 
 
 def rehearse(
@@ -85,17 +77,7 @@ def rehearse(
         if verdict.refusals:
             raise PolicyViolation(policy.refusal(list(verdict.refusals), "rehearsal"))
         guard = DdlGuard(session, env.ddl)
-        seen: set[tuple[str, str]] = set()
-
-        def inspect(connection: Connection) -> tuple[tuple[str, str], ...]:
-            # locks accumulate in the one transaction: each step's are the new ones
-            if url.dialect != "postgresql":
-                return ()
-            rows = connection.exec_driver_sql(_LOCKS).all()
-            found = [(str(r), str(m)) for r, m in rows if (str(r), str(m)) not in seen]
-            seen.update(found)
-            return tuple(found)
-
+        inspect = LockWatch(url.dialect)
         connection = session.connection
         try:
             guard.prepare()
