@@ -139,6 +139,12 @@ def save_plan(plan: Plan, url: DatabaseURL, path: Path) -> None:
     type=click.Path(dir_okay=False),
     help="Apply exactly this saved plan (from `plan -o`).",
 )
+@click.option(
+    "--rehearse",
+    is_flag=True,
+    help="Run the plan in one transaction and roll it back: each step's time and "
+    "locks, nothing changed (PostgreSQL, SQLite).",
+)
 @database_option
 @shard_option
 @lock_timeout_option
@@ -148,6 +154,7 @@ def apply_command(
     env_name: str | None,
     yes: bool,
     plan_file: str | None,
+    rehearse: bool,
     database_name: str | None,
     shard: str | None,
     lock_timeout: float | None,
@@ -159,8 +166,10 @@ def apply_command(
     project = state.project
     env = project.environment(env_name)
     if env.is_fleet and database_name is None:
-        if plan_file:
-            raise click.UsageError("--plan works on one database: add --database NAME")
+        if plan_file or rehearse:
+            raise click.UsageError(
+                "--plan and --rehearse work on one database: add --database NAME"
+            )
         apply_fleet(project, env, shard_of(shard), yes, lock_timeout)
         return
     shown, url = one_database(env, database_name)
@@ -175,6 +184,9 @@ def apply_command(
     click.echo(render.plan_text(plan, shown))
     if plan.up_to_date:
         return
+    if rehearse:
+        rehearse_plan(project, env, plan, url, yes, lock_timeout)
+        return
     confirm(env, "apply", yes)
     result = execution.apply(
         project,
@@ -188,6 +200,35 @@ def apply_command(
         url=url,
     )
     finish(result)
+
+
+def rehearse_plan(
+    project: Project,
+    env: Environment,
+    plan: Plan,
+    url: DatabaseURL,
+    yes: bool,
+    lock_timeout: float | None,
+) -> None:
+    """`apply --rehearse`: the plan run and rolled back. It takes the real locks
+    (bounded by `ddl.lock_timeout`), so a protected environment asks first."""
+    from migplan import render
+    from migplan.service import rehearsal
+
+    confirm(env, "rehearse on it", yes)
+    result = rehearsal.rehearse(
+        project,
+        env,
+        project.graph,
+        plan,
+        progress=progress_printer(),
+        on_wait=say,
+        lock_timeout=lock_timeout,
+        url=url,
+    )
+    click.echo(render.rehearsal_text(result))
+    if not result.ok:
+        raise MigplanError(render.rehearsal_failure(result))
 
 
 def apply_fleet(
@@ -230,6 +271,11 @@ def apply_fleet(
 @click.option(
     "--steps", type=click.IntRange(min=1), help="Number of migrations to undo."
 )
+@click.option(
+    "--last",
+    is_flag=True,
+    help="Undo the last successful apply the audit trail records.",
+)
 @click.option("--dry-run", is_flag=True, help="Show the rollback plan and stop.")
 @json_option
 @yes_option
@@ -241,6 +287,7 @@ def rollback_command(
     env_name: str | None,
     to: str | None,
     steps: int | None,
+    last: bool,
     dry_run: bool,
     as_json: bool,
     yes: bool,
@@ -254,13 +301,13 @@ def rollback_command(
     from migplan.service import execution
     from migplan.service import planning
 
-    if (to is None) == (steps is None):
-        raise click.UsageError("give exactly one of --to REV or --steps N")
+    if [to is not None, steps is not None, last].count(True) != 1:
+        raise click.UsageError("give exactly one of --to REV, --steps N and --last")
     project = state.project
     env = project.environment(env_name)
     graph = project.graph
     shown, url = one_database(env, database_name)
-    plan = planning.rollback_plan(project, env, to=to, steps=steps, url=url)
+    plan = planning.rollback_plan(project, env, to=to, steps=steps, last=last, url=url)
     click.echo(render.plan_json(plan) if as_json else render.plan_text(plan, shown))
     violations = policy.check_rollback(plan, env)
     if violations:

@@ -60,15 +60,20 @@ ORDER BY t.trx_started
 
 
 _PG_HELD = """
-SELECT DISTINCT COALESCE(relation::regclass::text, locktype), mode
-FROM pg_locks
-WHERE pid = pg_backend_pid() AND locktype = 'relation' AND granted
+SELECT DISTINCT l.relation::regclass::text, l.mode
+FROM pg_locks l
+JOIN pg_class c ON c.oid = l.relation
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
+  AND c.relkind IN ('r', 'p', 'm', 'v', 'f')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 ORDER BY 1, 2
 """
 
 
 class LockWatch:
-    """The table locks a transaction holds, each (relation, mode) reported once:
+    """The table locks a transaction holds (tables and views, not the catalogs'
+    nor indexes), each (relation, mode) reported once:
     called after each step of a rehearsal (locks accumulate in its one
     transaction, so a step's are the new ones). PostgreSQL only (`pg_locks`)."""
 

@@ -15,6 +15,8 @@ from migplan.render.text import plan_json
 from migplan.render.text import plan_sql
 from migplan.render.text import plan_text
 from migplan.render.text import progress_line
+from migplan.render.text import rehearsal_failure
+from migplan.render.text import rehearsal_text
 from migplan.render.text import step_label
 from migplan.render.text import summary
 from migplan.render.text import table
@@ -30,6 +32,8 @@ __all__ = [
     "plan_sql",
     "plan_text",
     "progress_line",
+    "rehearsal_failure",
+    "rehearsal_text",
     "status_text",
     "step_label",
     "summary",

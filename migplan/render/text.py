@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from migplan.core.planner import Step
     from migplan.core.results import ApplyResult
     from migplan.core.results import Progress
+    from migplan.core.results import Rehearsal
 
 
 def heads(revisions: Sequence[str]) -> str:
@@ -128,3 +129,35 @@ def apply_outcome(result: ApplyResult) -> str:
         return f"Nothing left to do (another process applied it); {env} is at {heads(result.heads)}."
     verb = "Rolled back" if result.plan.count("upgrade") == 0 else "Applied"
     return f"{verb} {n} step{'s' if n != 1 else ''}; {env} is at {heads(result.heads)}."
+
+
+def rehearsal_text(result: Rehearsal) -> str:
+    """Return a rehearsal's report: each step's time and the locks it took, then
+    the failure or the all-clear, and that nothing changed."""
+    lines = []
+    for r in result.done:
+        lines.append(f"{step_label(r.step)}: {r.seconds:.2f}s")
+        for relation, mode in r.locks:
+            lines.append(f"    {mode} on {relation}")
+    env = result.plan.environment
+    at = heads(result.plan.current)
+    if result.failed is not None:
+        failed = result.failed
+        lines.append(f"{step_label(failed.step)}: FAILED after {failed.seconds:.2f}s")
+        return "\n".join(lines)
+    n = len(result.done)
+    lines.append(
+        f"Rehearsal passed: {n} step{'s ran and were' if n != 1 else ' ran and was'}"
+        f" rolled back; {env} is still at {at}."
+    )
+    return "\n".join(lines)
+
+
+def rehearsal_failure(result: Rehearsal) -> str:
+    """Return the one-line error of a failed rehearsal."""
+    assert result.failed is not None
+    return (
+        f"rehearsal failed at {step_label(result.failed.step)}: "
+        f"{result.failed.error}; everything was rolled back, "
+        f"{result.plan.environment} is still at {heads(result.plan.current)}"
+    )
