@@ -214,10 +214,11 @@ def now() -> dt.datetime:
 
 
 def apply_again_quickly(project: Project) -> subprocess.CompletedProcess[str]:
-    """Run apply; a stale lock would make it wait 5s and fail."""
-    started = time.monotonic()
+    """Run apply; a stale lock would make it give up after 5 s. It may wait a
+    moment, while the server ends the killed session (README, "Safety"); the
+    time is not asserted: a loaded machine is slow, not wrong."""
     result = run_process(project.root, "apply", "dev", "--lock-timeout", "5")
-    assert time.monotonic() - started < 5, result
+    assert "another migration holds the lock" not in result.stderr, result
     return result
 
 
