@@ -106,7 +106,7 @@ def test_rollback_needs_to_or_steps(project, sqlite_url):
     linear_project(project, sqlite_url, "a1")
     result = run(project.root, "rollback")
     assert result.exit_code == 2
-    assert "give exactly one of --to REV or --steps N" in result.stderr
+    assert "give exactly one of --to REV, --steps N and --last" in result.stderr
 
 
 def test_branches_and_a_merge_end_to_end(project, db_url):
