@@ -2,15 +2,14 @@
 # environment lives in migplan.yaml, not here.
 
 [alembic]
-# template used to generate migration files
-# file_template = %%(rev)s_%%(slug)s
+# migplan sets script_location and sqlalchemy.url itself. Alembic's other
+# options, if the project wants any, go in this section.
+#
+# The databases are the Flask app's own (its default one and its binds): env.py
+# finds them there, so none are listed here.
 
-# set to 'true' to run the environment during
-# the 'revision' command, regardless of autogenerate
-# revision_environment = false
-
-
-# Logging configuration
+# How `migplan db ...` logs, in Python's logging.config.fileConfig format:
+# Alembic's progress at INFO, SQLAlchemy only when it warns, all on stderr.
 [loggers]
 keys = root,sqlalchemy,alembic
 

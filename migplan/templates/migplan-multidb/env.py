@@ -1,189 +1,161 @@
+"""Alembic environment for migplan, over several databases at once.
+
+The databases are the Flask-SQLAlchemy app's: its default one and one per bind
+key. Each has its own version table and its own part of every revision file,
+`upgrade_<name>()` / `downgrade_<name>()`, named "" for the default database.
+Run by migplan (`migplan db upgrade -e staging`), the default database is
+migplan's connection to the environment's URL and each bind the environment's
+`binds:` URL, else the app's; the models' MetaData is the bind's own.
+"""
+
 import logging
+from contextlib import ExitStack
 from logging.config import fileConfig
 
-from sqlalchemy import MetaData
-from flask import current_app
-
 from alembic import context
+from flask import current_app
+from flask import has_app_context
+from sqlalchemy import MetaData
+from sqlalchemy import engine_from_config
+from sqlalchemy import make_url
+from sqlalchemy import pool
 
-USE_TWOPHASE = False
-
-# this is the Alembic Config object, which provides
-# access to the values within the .ini file in use.
 config = context.config
-
-# Interpret the config file for Python logging.
-# This line sets up loggers basically.
 if config.config_file_name is not None and config.file_config.has_section("loggers"):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
-logger = logging.getLogger('alembic.env')
+logger = logging.getLogger("alembic.env")
+
+if not has_app_context():
+    raise RuntimeError(
+        "this env.py migrates a Flask app's databases: name the app in "
+        "migplan.yaml (app: module:create_app)"
+    )
+db = current_app.extensions["sqlalchemy"]
+migplan_tables = frozenset(config.attributes.get("migplan.tables", ()))
+
+# "" is the default database (Flask-SQLAlchemy's bind key None), then the binds
+databases = [""] + [key for key in db.engines if key is not None]
 
 
-def get_engine(bind_key=None):
-    try:
-        # this works with Flask-SQLAlchemy<3 and Alchemical
-        return current_app.extensions['migrate'].db.get_engine(bind=bind_key)
-    except (TypeError, AttributeError):
-        # this works with Flask-SQLAlchemy>=3
-        return current_app.extensions['migrate'].db.engines.get(bind_key)
+def bind_key(name):
+    return name or None
 
 
-def get_engine_url(bind_key=None):
-    try:
-        return get_engine(bind_key).url.render_as_string(
-            hide_password=False).replace('%', '%%')
-    except AttributeError:
-        return str(get_engine(bind_key).url).replace('%', '%%')
+def models_of(name):
+    """The MetaData of the models on database `name` (None: it has none)."""
+    return db.metadatas.get(bind_key(name))
 
 
-# add your model's MetaData object here
-# for 'autogenerate' support
-# from myapp import mymodel
-# target_metadata = mymodel.Base.metadata
-config.set_main_option('sqlalchemy.url', get_engine_url())
-bind_names = []
-if current_app.config.get('SQLALCHEMY_BINDS') is not None:
-    bind_names = list(current_app.config['SQLALCHEMY_BINDS'].keys())
-else:
-    get_bind_names = getattr(current_app.extensions['migrate'].db,
-                             'bind_names', None)
-    if get_bind_names:
-        bind_names = get_bind_names()
-for bind in bind_names:
-    context.config.set_section_option(
-        bind, "sqlalchemy.url", get_engine_url(bind_key=bind))
-target_db = current_app.extensions['migrate'].db
-
-# other values from the config, defined by the needs of env.py,
-# can be acquired:
-# my_important_option = config.get_main_option("my_important_option")
-# ... etc.
+def default_engine():
+    """The config's URL (migplan's environment), else the app's default engine."""
+    if config.get_main_option("sqlalchemy.url"):
+        return engine_from_config(
+            config.get_section(config.config_ini_section, {}),
+            prefix="sqlalchemy.",
+            poolclass=pool.NullPool,
+        )
+    return db.engines[None]
 
 
-def get_metadata(bind):
-    """Return the metadata for a bind."""
-    if bind == '':
-        bind = None
-    if hasattr(target_db, 'metadatas'):
-        return target_db.metadatas[bind]
+def engine_of(name):
+    return db.engines[bind_key(name)] if name else default_engine()
 
-    # legacy, less flexible implementation
-    m = MetaData()
-    for t in target_db.metadata.tables.values():
-        if t.info.get('bind_key') == bind:
-            t.tometadata(m)
-    return m
+
+def url_of(name):
+    """Database `name`'s URL, for --sql (which needs no connection, nor engine)."""
+    if not name and config.get_main_option("sqlalchemy.url"):
+        return make_url(config.get_main_option("sqlalchemy.url"))
+    return db.engines[bind_key(name)].url
+
+
+def include_name_for(name, then=None):
+    """Autogenerate compares a database's tables with its models, leaving out
+    migplan's own tables, and all of a database that has no models."""
+    has_models = models_of(name) is not None
+
+    def include_name(object_name, type_, parent_names):
+        if type_ == "table" and (not has_models or object_name in migplan_tables):
+            return False
+        return then is None or then(object_name, type_, parent_names)
+
+    return include_name
+
+
+def process_revision_directives(context, revision, directives):
+    """Write no revision file when autogenerate finds no change in any database
+    (it is called once per database: decide after the last)."""
+    if not getattr(config.cmd_opts, "autogenerate", False):
+        return
+    script = directives[0]
+    if len(script.upgrade_ops_list) < len(databases):
+        return
+    if all(ops.is_empty() for ops in script.upgrade_ops_list):
+        directives[:] = []
+        logger.info("No changes in schema detected.")
+
+
+def configure_args(name, dialect):
+    """What env.py hands `context.configure` for database `name`: the app's
+    Flask-Migrate settings (`Migrate(configure_args=...)`), with migplan's."""
+    models = models_of(name)
+    migrate = current_app.extensions.get("migrate")
+    args = dict(getattr(migrate, "configure_args", None) or {})
+    args["include_name"] = include_name_for(name, args.get("include_name"))
+    args.setdefault("process_revision_directives", process_revision_directives)
+    args.setdefault("compare_type", True)
+    # SQLite can only ALTER a table by copying it: let autogenerate say so
+    args.setdefault("render_as_batch", dialect == "sqlite")
+    # each database's code goes into upgrade_<name>() / downgrade_<name>()
+    args["upgrade_token"] = f"{name}_upgrades"
+    args["downgrade_token"] = f"{name}_downgrades"
+    args["target_metadata"] = MetaData() if models is None else models
+    return args
+
+
+def label(name):
+    return name or "(default)"
 
 
 def run_migrations_offline():
-    """Run migrations in 'offline' mode.
-
-    This configures the context with just a URL
-    and not an Engine, though an Engine is acceptable
-    here as well.  By skipping the Engine creation
-    we don't even need a DBAPI to be available.
-
-    Calls to context.execute() here emit the given string to the
-    script output.
-
-    """
-    # for the --sql use case, run migrations for each URL into
-    # individual files.
-
-    engines = {
-        '': {
-            'url': context.config.get_main_option('sqlalchemy.url')
-        }
-    }
-    for name in bind_names:
-        engines[name] = rec = {}
-        rec['url'] = context.config.get_section_option(name, "sqlalchemy.url")
-
-    for name, rec in engines.items():
-        logger.info("Migrating database %s" % (name or '<default>'))
-        file_ = "%s.sql" % name
-        logger.info("Writing output to %s" % file_)
-        with open(file_, 'w') as buffer:
-            context.configure(
-                url=rec['url'],
-                output_buffer=buffer,
-                target_metadata=get_metadata(name),
-                literal_binds=True,
-            )
-            with context.begin_transaction():
-                context.run_migrations(engine_name=name)
+    """Write the SQL of the migrations (--sql), database after database, each
+    part headed by the database's name."""
+    for name in databases:
+        url = url_of(name)
+        args = configure_args(name, url.get_backend_name())
+        args.update(literal_binds=True, dialect_opts={"paramstyle": "named"})
+        context.configure(url=url, **args)
+        # into the stream Alembic writes the SQL to (stdout, or migplan's)
+        context.get_context().output_buffer.write(f"-- database {label(name)}\n\n")
+        with context.begin_transaction():
+            context.run_migrations(engine_name=name)
 
 
 def run_migrations_online():
-    """Run migrations in 'online' mode.
-
-    In this scenario we need to create an Engine
-    and associate a connection with the context.
-
-    """
-
-    # this callback is used to prevent an auto-migration from being generated
-    # when there are no changes to the schema
-    # reference: http://alembic.zzzcomputing.com/en/latest/cookbook.html
-    def process_revision_directives(context, revision, directives):
-        if getattr(config.cmd_opts, 'autogenerate', False):
-            script = directives[0]
-            if len(script.upgrade_ops_list) >= len(bind_names) + 1:
-                empty = True
-                for upgrade_ops in script.upgrade_ops_list:
-                    if not upgrade_ops.is_empty():
-                        empty = False
-                if empty:
-                    directives[:] = []
-                    logger.info('No changes in schema detected.')
-
-    conf_args = current_app.extensions['migrate'].configure_args
-    if conf_args.get("process_revision_directives") is None:
-        conf_args["process_revision_directives"] = process_revision_directives
-
-    # for the direct-to-DB use case, start a transaction on all
-    # engines, then run all migrations, then commit all transactions.
-    engines = {
-        '': {'engine': get_engine()}
-    }
-    for name in bind_names:
-        engines[name] = rec = {}
-        rec['engine'] = get_engine(bind_key=name)
-
-    for name, rec in engines.items():
-        engine = rec['engine']
-        rec['connection'] = conn = engine.connect()
-
-        if USE_TWOPHASE:
-            rec['transaction'] = conn.begin_twophase()
-        else:
-            rec['transaction'] = conn.begin()
-
-    try:
-        for name, rec in engines.items():
-            logger.info("Migrating database %s" % (name or '<default>'))
-            context.configure(
-                connection=rec['connection'],
-                upgrade_token="%s_upgrades" % name,
-                downgrade_token="%s_downgrades" % name,
-                target_metadata=get_metadata(name),
-                **conf_args
-            )
-            context.run_migrations(engine_name=name)
-
-        if USE_TWOPHASE:
-            for rec in engines.values():
-                rec['transaction'].prepare()
-
-        for rec in engines.values():
-            rec['transaction'].commit()
-    except:  # noqa: E722
-        for rec in engines.values():
-            rec['transaction'].rollback()
-        raise
-    finally:
-        for rec in engines.values():
-            rec['connection'].close()
+    """Run the migrations with a transaction open on every database; commit them
+    all when every database is done, else roll them all back."""
+    with ExitStack() as stack:
+        transactions = []
+        connections = {}
+        for name in databases:
+            connection = config.attributes.get("connection") if not name else None
+            if connection is None:
+                # env.py's own connection (migplan's stays open for migplan)
+                connection = stack.enter_context(engine_of(name).connect())
+            transactions.append(connection.begin())
+            connections[name] = connection
+        try:
+            for name, connection in connections.items():
+                logger.info("Database %s", label(name))
+                args = configure_args(name, connection.dialect.name)
+                context.configure(connection=connection, **args)
+                context.run_migrations(engine_name=name)
+        except BaseException:
+            for transaction in transactions:
+                if transaction.is_active:
+                    transaction.rollback()
+            raise
+        for transaction in transactions:
+            transaction.commit()
 
 
 if context.is_offline_mode():

@@ -1,6 +1,19 @@
 <%!
-import re
+    def database_names(context):
+        """The default database (""), then the Flask app's binds, then any
+        other database autogenerate wrote code for."""
+        from flask import current_app
+        from flask import has_app_context
 
+        names = [""]
+        if has_app_context() and "sqlalchemy" in current_app.extensions:
+            engines = current_app.extensions["sqlalchemy"].engines
+            names += [key for key in engines if key is not None]
+        for key in context.keys():
+            name = key[: -len("_upgrades")]
+            if key.endswith("_upgrades") and name not in names:
+                names.append(name)
+        return names
 %>"""${message}
 
 Revision ID: ${up_revision}
@@ -12,42 +25,27 @@ from alembic import op
 import sqlalchemy as sa
 ${imports if imports else ""}
 
-# revision identifiers, used by Alembic.
+# this revision, the one(s) it follows, its branch labels and dependencies
 revision = ${repr(up_revision)}
 down_revision = ${repr(down_revision)}
 branch_labels = ${repr(branch_labels)}
 depends_on = ${repr(depends_on)}
 
 
+# env.py runs upgrade(engine_name) once per database, "" being the default one
 def upgrade(engine_name):
-    globals()["upgrade_%s" % engine_name]()
+    globals()[f"upgrade_{engine_name}"]()
 
 
 def downgrade(engine_name):
-    globals()["downgrade_%s" % engine_name]()
-
-<%
-    from flask import current_app
-    bind_names = []
-    if current_app.config.get('SQLALCHEMY_BINDS') is not None:
-        bind_names = list(current_app.config['SQLALCHEMY_BINDS'].keys())
-    else:
-        get_bind_names = getattr(current_app.extensions['migrate'].db, 'bind_names', None)
-        if get_bind_names:
-            bind_names = get_bind_names()
-    db_names = [''] + bind_names
-%>
-
-## generate an "upgrade_<xyz>() / downgrade_<xyz>()" function
-## for each database name in the ini file.
-
-% for db_name in db_names:
-
-def upgrade_${db_name}():
-    ${context.get("%s_upgrades" % db_name, "pass")}
+    globals()[f"downgrade_{engine_name}"]()
+% for name in database_names(context):
 
 
-def downgrade_${db_name}():
-    ${context.get("%s_downgrades" % db_name, "pass")}
+def upgrade_${name}():
+    ${context.get(name + "_upgrades") or "pass"}
 
+
+def downgrade_${name}():
+    ${context.get(name + "_downgrades") or "pass"}
 % endfor
