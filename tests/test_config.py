@@ -555,7 +555,9 @@ def test_status_keeps_an_unset_variable_in_its_row(project):
     project.write_config(VAR_CONFIG)
     result = run(project.root, "status", "--json")
     assert "Traceback" not in result.stdout + result.stderr
-    rows = {row["environment"]: row for row in json.loads(result.stdout)}
+    rows = {
+        row["environment"]: row for row in json.loads(result.stdout)["environments"]
+    }
     assert rows["dev"]["state"] == "pending"
     assert rows["prod"]["error"] == (
         "migplan.yaml:6: environments.prod.url: environment variable "
@@ -688,7 +690,9 @@ def test_status_hides_the_password(project):
         assert "Traceback" not in result.stdout + result.stderr
     prod = next(line for line in text.stdout.splitlines() if line.startswith("prod"))
     assert prod.split()[:3] == ["prod", PG_SHOWN_URL, "?"]
-    rows = {row["environment"]: row for row in json.loads(as_json.stdout)}
+    rows = {
+        row["environment"]: row for row in json.loads(as_json.stdout)["environments"]
+    }
     assert rows["prod"]["url"] == PG_SHOWN_URL
     assert rows["prod"]["error"].startswith(f"{PG_SHOWN_URL}: cannot connect: ")
 

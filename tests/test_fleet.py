@@ -651,7 +651,8 @@ def test_database_option_picks_one_member(project: Project, fleet_urls: list[str
     ]
     result = run(project.root, "log", "--database", five, "--json")
     assert result.exit_code == 0, result.output
-    runs = json.loads(result.stdout)
+    (trail,) = json.loads(result.stdout)["databases"]
+    runs = trail["runs"]
     assert [(r["action"], r["from"], r["to"]) for r in runs] == [
         ("rollback", ["c3"], ["b2"]),
         ("apply", [], ["c3"]),
@@ -710,7 +711,7 @@ def test_status_log_and_drift_per_database(project: Project, fleet_urls: list[st
         state = "up to date" if pending == "0" else "pending"
         expected.append(["fleet", name, current, "head", pending, state])
     assert status_rows(result.stdout) == expected
-    data = json.loads(run(project.root, "status", "--json").stdout)
+    data = json.loads(run(project.root, "status", "--json").stdout)["environments"]
     assert [(r["url"], r["current"], r["state"]) for r in data] == [
         (row[1], [] if row[2] == "base" else [row[2]], row[5]) for row in expected
     ]
@@ -732,9 +733,9 @@ def test_status_log_and_drift_per_database(project: Project, fleet_urls: list[st
             ]
         else:
             assert lines == ["No runs recorded."], name
-    data = json.loads(run(project.root, "log", "--json").stdout)
-    assert list(data) == names
-    assert [len(data[n]) for n in names] == [
+    trails = json.loads(run(project.root, "log", "--json").stdout)["databases"]
+    assert [t["database"] for t in trails] == names
+    assert [len(t["runs"]) for t in trails] == [
         {2: 1, 9: 2}.get(i, 0) for i in range(TENANTS)
     ]
 
@@ -751,7 +752,7 @@ def test_status_log_and_drift_per_database(project: Project, fleet_urls: list[st
     result = run(project.root, "drift", "--database", names[2])
     assert result.exit_code == 0, result.output
     assert result.stdout == f"{names[2]}: the database matches the models.\n"
-    data = json.loads(run(project.root, "drift", "--json").stdout)
-    assert list(data) == names
-    assert data[names[2]] == []
-    assert [d["subject"] for d in data[names[0]]] == ["t_a1", "t_b2", "t_c3"]
+    found = json.loads(run(project.root, "drift", "--json").stdout)["databases"]
+    assert [d["database"] for d in found] == names
+    assert found[2]["differences"] == []
+    assert [d["subject"] for d in found[0]["differences"]] == ["t_a1", "t_b2", "t_c3"]

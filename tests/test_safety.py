@@ -33,7 +33,8 @@ def test_every_apply_and_rollback_is_recorded(project, db_url, monkeypatch):
     assert run(project.root, "apply").exit_code == 0
     assert run(project.root, "rollback", "--steps", "1").exit_code == 0
 
-    runs = json.loads(run(project.root, "log", "--json").stdout)
+    (trail,) = json.loads(run(project.root, "log", "--json").stdout)["databases"]
+    runs = trail["runs"]
 
     assert [(r["action"], r["from"], r["to"], r["outcome"]) for r in runs] == [
         ("rollback", ["b2"], ["a1"], "success"),

@@ -10,9 +10,10 @@ from __future__ import annotations
 from migplan.cli import checks
 from migplan.cli import db
 from migplan.cli import inspect
+from migplan.cli import lint
 from migplan.cli import migrate
 from migplan.cli import promote
 from migplan.cli.app import cli
 from migplan.cli.app import main
 
-__all__ = ["checks", "cli", "db", "inspect", "main", "migrate", "promote"]
+__all__ = ["checks", "cli", "db", "inspect", "lint", "main", "migrate", "promote"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
 from typing import TYPE_CHECKING
@@ -12,6 +13,8 @@ from typing import Any
 import click
 
 from migplan import __version__
+from migplan.errors import ChangesPending
+from migplan.errors import Interrupted
 from migplan.errors import MigplanError
 from migplan.errors import Terminated
 from migplan.errors import describe
@@ -22,31 +25,90 @@ if TYPE_CHECKING:
 EXIT_INTERNAL = 3
 
 
+JSON_MODE = "migplan.json"
+"""ctx.meta key: the command was given --json."""
+JSON_BODY = "migplan.json.body"
+"""ctx.meta key: the body of its document, as far as the command got."""
+JSON_PRINTED = "migplan.json.printed"
+
+
 class MigplanGroup(click.Group):
     """Where exit codes are decided, from exceptions: a MigplanError prints its
     line(s) on stderr and exits with its code (1; 2 for changes pending); any
     other exception is a bug: one line and exit 3 (the traceback with
     MIGPLAN_DEBUG=1). Ctrl-C exits 130 and SIGTERM 143, as shells expect; usage
-    errors (2) stay click's own."""
+    errors (2) stay click's own.
+
+    And where a --json command's one document is printed, whatever the outcome:
+    the body the command staged (`json_result`) with ``ok`` and ``error`` decided
+    here, from the same exception as the exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
-        except (click.exceptions.Exit, click.Abort, click.ClickException):
+            result = super().invoke(ctx)
+        except click.exceptions.Exit:
+            _print_document(ctx, None)
+            raise
+        except (click.Abort, click.ClickException):
             raise
         except KeyboardInterrupt as err:
             # outside a run that changes a database (those raise Interrupted)
+            code = 143 if isinstance(err, Terminated) else 130
+            name = Interrupted.signal_name(err)
+            _print_document(ctx, ("Interrupted", f"interrupted by {name}", code))
             click.echo("Aborted!", err=True)
-            ctx.exit(143 if isinstance(err, Terminated) else 130)
+            ctx.exit(code)
         except MigplanError as err:
+            pending = isinstance(err, ChangesPending)
+            # the message is what the Error: line(s) on stderr say
+            message = "; ".join(err.lines()) or str(err)
+            _print_document(
+                ctx, None if pending else (type(err).__name__, message, err.exit_code)
+            )
             for line in err.lines():
                 click.echo(f"Error: {line}", err=True)
             ctx.exit(err.exit_code)
         except Exception as err:
             if os.environ.get("MIGPLAN_DEBUG"):
                 raise
-            click.echo(f"Error: internal error: {describe(err)}", err=True)
+            message = f"internal error: {describe(err)}"
+            _print_document(ctx, ("InternalError", message, EXIT_INTERNAL))
+            click.echo(f"Error: {message}", err=True)
             ctx.exit(EXIT_INTERNAL)
+        _print_document(ctx, None)
+        return result
+
+
+def json_requested(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    """Callback of --json: remember, for the group, that a document is owed."""
+    if value:
+        ctx.meta[JSON_MODE] = True
+    return value
+
+
+def json_result(body: Mapping[str, object]) -> None:
+    """Stage the body of this command's --json document (again as it gets further:
+    the last one staged is printed). The group prints it once, at the end."""
+    click.get_current_context().meta[JSON_BODY] = body
+
+
+def _print_document(ctx: click.Context, error: tuple[str, str, int] | None) -> None:
+    """Print the --json document, once: the staged body with ``ok`` and ``error``.
+    A success with nothing staged prints nothing (the command printed its own)."""
+    meta = ctx.meta
+    if not meta.get(JSON_MODE) or meta.get(JSON_PRINTED):
+        return
+    body = meta.get(JSON_BODY)
+    if error is None and body is None:
+        return
+    from migplan.render import documents
+
+    meta[JSON_PRINTED] = True
+    click.echo(
+        documents.document(
+            body, None if error is None else documents.error_object(*error)
+        )
+    )
 
 
 @dataclass

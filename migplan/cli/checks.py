@@ -8,7 +8,9 @@ import click
 
 from migplan.cli.app import State
 from migplan.cli.app import cli
+from migplan.cli.app import json_result
 from migplan.cli.app import pass_state
+from migplan.cli.options import json_option
 from migplan.errors import MigplanError
 from migplan.errors import Problems
 
@@ -29,10 +31,14 @@ if TYPE_CHECKING:
     default=None,
     help="Environment whose settings to use (default: default_env).",
 )
+@json_option
 @pass_state
-def verify_command(state: State, url: str | None, env_name: str | None) -> None:
+def verify_command(
+    state: State, url: str | None, env_name: str | None, as_json: bool
+) -> None:
     """Prove every downgrade on a scratch database: upgrade, downgrade, upgrade again."""
     from migplan import render
+    from migplan.render import documents
     from migplan.service import verify
 
     project = state.project
@@ -43,7 +49,10 @@ def verify_command(state: State, url: str | None, env_name: str | None) -> None:
         url=None if url is None else env.resolve_url(url),
         progress=lambda what: click.echo(f"checking {what}", err=True),
     )
-    click.echo(render.verify_text(report))
+    if as_json:
+        json_result(documents.verify_body(report))
+    else:
+        click.echo(render.verify_text(report))
     if not report.ok:
         raise MigplanError(f"verify found {len(report.problems)} problem(s)")
 
@@ -58,12 +67,17 @@ def verify_command(state: State, url: str | None, env_name: str | None) -> None:
     "env_name",
     help="Also check this environment's database (read-only).",
 )
+@json_option
 @pass_state
-def validate_command(state: State, env_name: str | None) -> None:
+def validate_command(state: State, env_name: str | None, as_json: bool) -> None:
     """Check migplan.yaml and that every target resolves, without touching databases."""
+    from migplan.render import documents
     from migplan.service import validate
 
     problems = validate.check(state.config_path, env_name)
+    if as_json:
+        json_result(documents.validate_body(problems))
     if problems:
         raise Problems(problems)
-    click.echo("migplan.yaml is valid; every target resolves.")
+    if not as_json:
+        click.echo("migplan.yaml is valid; every target resolves.")

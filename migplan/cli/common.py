@@ -3,11 +3,8 @@ progress on the terminal."""
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
-from collections.abc import Mapping
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from typing import TypeVar
 
@@ -62,7 +59,9 @@ def finish(result: ApplyResult, *, quiet_when_done: bool = False) -> None:
         )
 
 
-def confirm(env: Environment, action: str, yes: bool) -> None:
+def confirm(env: Environment, action: str, yes: bool, *, as_json: bool = False) -> None:
+    """Ask before changing a protected environment (on stderr with --json, whose
+    stdout is the document's)."""
     if not env.protected or yes:
         return
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
@@ -71,6 +70,7 @@ def confirm(env: Environment, action: str, yes: bool) -> None:
         f"{env.name!r} is protected. Type its name to {action}",
         default="",
         show_default=False,
+        err=as_json,
     )
     if typed != env.name:
         raise Refused(f"{action} cancelled: {typed!r} is not {env.name!r}")
@@ -80,20 +80,21 @@ def say(message: str) -> None:
     click.echo(message, err=True)
 
 
-def progress_printer() -> Callable[[Progress], None]:
+def progress_printer(*, err: bool = False) -> Callable[[Progress], None]:
     """On a terminal, one line per step, rewritten as it ends; elsewhere (logs),
-    a line as each step starts and a short one as it ends."""
+    a line as each step starts and a short one as it ends. With `err` (--json,
+    whose stdout is the document's), on stderr."""
     from migplan import render
 
-    live = sys.stdout.isatty()
+    live = (sys.stderr if err else sys.stdout).isatty()
 
     def show(event: Progress) -> None:
         if event.event == "start":
-            click.echo(render.progress_line(event), nl=not live)
+            click.echo(render.progress_line(event), nl=not live, err=err)
         elif live:
-            click.echo("\r\033[K" + render.progress_line(event))
+            click.echo("\r\033[K" + render.progress_line(event), err=err)
         else:
-            click.echo(render.progress_line(event, short=True))
+            click.echo(render.progress_line(event, short=True), err=err)
 
     return show
 
@@ -122,21 +123,6 @@ def read_each(
         except MigplanError as err:
             failed[name] = str(err)
     return found, failed
-
-
-def echo_json_per_database(
-    shaped: Mapping[str, Sequence[Mapping[str, object]]],
-    env: Environment,
-    database_name: str | None,
-    failed: dict[str, str],
-) -> None:
-    """Print what was read from each database as JSON: keyed by database for a
-    whole fleet, the one database's list otherwise (nothing if it failed)."""
-    many = env.is_fleet and database_name is None
-    if shaped or not failed:
-        click.echo(
-            json.dumps(shaped if many else next(iter(shaped.values())), indent=2)
-        )
 
 
 def report_failures(failed: dict[str, str], total: int) -> None:

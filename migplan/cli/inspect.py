@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 import click
 
 from migplan.cli.app import State
 from migplan.cli.app import cli
+from migplan.cli.app import json_result
 from migplan.cli.app import pass_state
 from migplan.cli.common import each_database
-from migplan.cli.common import echo_json_per_database
 from migplan.cli.common import read_each
 from migplan.cli.common import report_failures
 from migplan.cli.options import database_option
@@ -48,6 +47,7 @@ def log_command(
     """Show the audit trail of ENV's database: every apply, rollback and resolve."""
     from migplan import render
     from migplan.db import audit
+    from migplan.render import documents
 
     project = state.project
     env = project.environment(env_name)
@@ -57,8 +57,7 @@ def log_command(
         lambda url: audit.read_runs(url, project.tables, limit=limit),
     )
     if as_json:
-        shaped = {name: [r.to_dict() for r in runs] for name, runs in trails.items()}
-        echo_json_per_database(shaped, env, database_name, failed)
+        json_result(documents.log_body(env.name, trails, failed))
     else:
         for name, runs in trails.items():
             if len(targets) > 1:
@@ -80,6 +79,7 @@ def drift_command(
 ) -> None:
     """Compare ENV's database with the models; exit 2 when they differ."""
     from migplan.db import drift
+    from migplan.render import documents
 
     project = state.project
     env = project.environment(env_name)
@@ -88,8 +88,7 @@ def drift_command(
         targets, lambda url: drift.environment_drift(project, url)
     )
     if as_json:
-        shaped = {name: [d.to_dict() for d in diffs] for name, diffs in found.items()}
-        echo_json_per_database(shaped, env, database_name, failed)
+        json_result(documents.drift_body(env.name, found, failed))
     for name, differences in found.items() if not as_json else ():
         label = env.name if len(targets) == 1 and not env.is_fleet else name
         if differences:
@@ -122,9 +121,13 @@ def drift_command(
 @click.option(
     "--no-databases", is_flag=True, help="Do not read the databases: no markers."
 )
+@json_option
 @pass_state
-def graph_command(state: State, fmt: str, collapse: int, no_databases: bool) -> None:
+def graph_command(
+    state: State, fmt: str, collapse: int, no_databases: bool, as_json: bool
+) -> None:
     """Draw the revision graph, with each environment's current and target marked."""
+    from migplan.render import documents
     from migplan.render import drawing
     from migplan.service import planning
 
@@ -132,6 +135,9 @@ def graph_command(state: State, fmt: str, collapse: int, no_databases: bool) -> 
     markers, errors = ([], []) if no_databases else planning.positions(project)
     for error in errors:
         click.echo(f"warning: {error}", err=True)
+    if as_json:
+        json_result(documents.graph_body(project.graph, markers, errors))
+        return
     draw = {
         "ascii": drawing.ascii_graph,
         "mermaid": drawing.mermaid,
@@ -155,11 +161,11 @@ def graph_command(state: State, fmt: str, collapse: int, no_databases: bool) -> 
 def status_command(state: State, as_json: bool, with_drift: bool) -> None:
     """Show every environment: current revision, target, pending steps."""
     from migplan import render
+    from migplan.render import documents
     from migplan.service import status
 
     rows = status.collect(state.project, drift=with_drift)
-    click.echo(
-        json.dumps([r.to_dict() for r in rows], indent=2)
-        if as_json
-        else render.status_text(rows)
-    )
+    if as_json:
+        json_result(documents.status_body(rows))
+    else:
+        click.echo(render.status_text(rows))

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
+from migplan.cli.app import JSON_MODE
 from migplan.cli.app import State
 from migplan.cli.app import cli
+from migplan.cli.app import json_result
 from migplan.cli.app import pass_state
 from migplan.cli.common import confirm
 from migplan.cli.common import finish
@@ -37,8 +38,25 @@ if TYPE_CHECKING:
 # -- plan ----------------------------------------------------------------------
 
 
+PLAN_FORMATS = ("table", "text", "markdown", "json")
+
+
 @cli.command("plan")
-@env_argument
+@click.argument("env_names", metavar="[ENV]...", nargs=-1)
+@click.option(
+    "--all",
+    "all_envs",
+    is_flag=True,
+    help="Plan every environment of migplan.yaml, one section each.",
+)
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(PLAN_FORMATS),
+    default=None,
+    help="table (default): the steps in columns; text: a line per step, for logs; "
+    "markdown: a pull request comment; json: as --json.",
+)
 @json_option
 @click.option(
     "--sql",
@@ -62,7 +80,9 @@ if TYPE_CHECKING:
 @pass_state
 def plan_command(
     state: State,
-    env_name: str | None,
+    env_names: tuple[str, ...],
+    all_envs: bool,
+    output: str | None,
     as_json: bool,
     as_sql: bool,
     out: str | None,
@@ -70,12 +90,32 @@ def plan_command(
     database_name: str | None,
     shard: str | None,
 ) -> None:
-    """Show the steps that would bring ENV to its target."""
+    """Show the steps that would bring ENV to its target (several ENVs, or --all:
+    a section each; one that cannot be planned gives its error, and exit 1)."""
     from migplan import render
     from migplan.service import planning
 
+    if as_json and output not in (None, "json"):
+        raise click.UsageError(
+            f"--json is --format json: give one, not --format {output}"
+        )
+    output = "json" if as_json else output or "table"
+    if output == "json":  # one document, whatever the outcome (cli.app)
+        click.get_current_context().meta[JSON_MODE] = True
+    if all_envs and env_names:
+        raise click.UsageError("give environment names or --all, not both")
     project = state.project
-    env = project.environment(env_name)
+    names: list[str | None] = [
+        *(project.environments if all_envs else dict.fromkeys(env_names))
+    ]
+    # every name checked before any database is read: a typo fails alone
+    envs = [project.environment(name) for name in names or [None]]
+    if len(envs) > 1 or output == "markdown":
+        plan_review(
+            project, envs, output, as_sql, out, detailed_exitcode, database_name, shard
+        )
+        return
+    env = envs[0]
     if env.is_fleet and database_name is None:
         if as_sql or out:
             raise click.UsageError(
@@ -84,11 +124,10 @@ def plan_command(
         from migplan.service import fleet
 
         fleet_plan = fleet.plan(project, env, shard=shard_of(shard))
-        click.echo(
-            json.dumps(fleet_plan.to_dict(), indent=2)
-            if as_json
-            else render.fleet_plan_text(fleet_plan)
-        )
+        if output == "json":
+            json_result(fleet_plan.to_dict())
+        else:
+            click.echo(render.fleet_plan_text(fleet_plan))
         if fleet_plan.errors:
             raise MigplanError(
                 f"{len(fleet_plan.errors)} database(s) could not be planned"
@@ -100,21 +139,82 @@ def plan_command(
     plan = planning.plan(project, env, url=url)
     if out:
         save_plan(plan, url, Path(out))
-    if as_json:
-        click.echo(render.plan_json(plan))
+    if output == "json":
+        json_result(plan.to_dict())
     elif as_sql:
         from migplan.db import executor
 
         chunks = executor.render_sql(project, env, project.graph, plan, url=url)
         click.echo(render.plan_sql(plan, chunks), nl=False)
     else:
-        click.echo(render.plan_text(plan, shown))
+        click.echo(
+            render.plan_lines(plan, shown)
+            if output == "text"
+            else render.plan_text(plan, shown)
+        )
         if out:
             pick = f" --database {database_name}" if database_name else ""
             click.echo(
                 f"Saved to {out}; apply it with: migplan apply {env.name}{pick} --plan {out}"
             )
     if detailed_exitcode and not plan.up_to_date:
+        raise ChangesPending()
+
+
+def plan_review(
+    project: Project,
+    envs: list[Environment],
+    output: str,
+    as_sql: bool,
+    out: str | None,
+    detailed_exitcode: bool,
+    database_name: str | None,
+    shard: str | None,
+) -> None:
+    """`plan` of several environments, or as Markdown: a section each, in order.
+    Those that cannot be planned give their error (in their section, and on
+    stderr), the others go on, and the command exits 1 at the end."""
+    from migplan import render
+    from migplan.service import review
+
+    if output == "json":
+        raise click.UsageError("--json plans one environment: run it once for each")
+    if as_sql or out:
+        raise click.UsageError("--sql and -o plan one environment, as a table")
+    if database_name and len(envs) > 1:
+        raise click.UsageError("--database picks a database of one environment")
+    plans = review.plan_environments(
+        project, envs, shard=shard_of(shard), database=database_name
+    )
+    if output == "markdown":
+        click.echo(render.plan_markdown(plans), nl=False)
+    else:
+        sections = []
+        for item in plans:
+            if item.fleet is not None:
+                sections.append(render.fleet_plan_text(item.fleet))
+            elif item.plan is not None:
+                show = render.plan_lines if output == "text" else render.plan_text
+                sections.append(show(item.plan, item.url))
+        if sections:
+            click.echo("\n\n".join(sections))
+    failed = [item for item in plans if item.failed]
+    if len(plans) == 1 and failed:
+        error = failed[0].error
+        if error is None:
+            fleet_plan = failed[0].fleet
+            assert fleet_plan is not None
+            error = f"{len(fleet_plan.errors)} database(s) could not be planned"
+        raise MigplanError(error)
+    for item in failed:
+        if item.error is not None:
+            say(f"Error: {item.environment}: {item.error}")
+    if failed:
+        raise MigplanError(
+            f"{len(failed)} of {len(plans)} environments could not be planned: "
+            + ", ".join(item.environment for item in failed)
+        )
+    if detailed_exitcode and not all(item.up_to_date for item in plans):
         raise ChangesPending()
 
 
@@ -145,6 +245,7 @@ def save_plan(plan: Plan, url: DatabaseURL, path: Path) -> None:
     help="Run the plan in one transaction and roll it back: each step's time and "
     "locks, nothing changed (PostgreSQL, SQLite).",
 )
+@json_option
 @database_option
 @shard_option
 @lock_timeout_option
@@ -155,12 +256,14 @@ def apply_command(
     yes: bool,
     plan_file: str | None,
     rehearse: bool,
+    as_json: bool,
     database_name: str | None,
     shard: str | None,
     lock_timeout: float | None,
 ) -> None:
     """Bring ENV to its target: show the plan, then run it."""
     from migplan import render
+    from migplan.render import documents
     from migplan.service import execution
 
     project = state.project
@@ -170,7 +273,7 @@ def apply_command(
             raise click.UsageError(
                 "--plan and --rehearse work on one database: add --database NAME"
             )
-        apply_fleet(project, env, shard_of(shard), yes, lock_timeout)
+        apply_fleet(project, env, shard_of(shard), yes, lock_timeout, as_json)
         return
     shown, url = one_database(env, database_name)
     if plan_file:
@@ -181,25 +284,30 @@ def apply_command(
         from migplan.service import planning
 
         plan = planning.plan(project, env, url=url)
-    click.echo(render.plan_text(plan, shown))
+    if as_json:
+        json_result(documents.apply_body(env.name, shown, plan, rehearse=rehearse))
+    else:
+        click.echo(render.plan_text(plan, shown))
     if plan.up_to_date:
         return
     if rehearse:
-        rehearse_plan(project, env, plan, url, yes, lock_timeout)
+        rehearse_plan(project, env, plan, url, yes, lock_timeout, shown, as_json)
         return
-    confirm(env, "apply", yes)
+    confirm(env, "apply", yes, as_json=as_json)
     result = execution.apply(
         project,
         env,
         project.graph,
         plan,
         replan=plan_file is None,
-        progress=progress_printer(),
+        progress=progress_printer(err=as_json),
         on_wait=say,
         lock_timeout=lock_timeout,
         url=url,
     )
-    finish(result)
+    if as_json:
+        json_result(documents.apply_body(env.name, shown, plan, result))
+    finish(result, quiet_when_done=as_json)
 
 
 def rehearse_plan(
@@ -209,24 +317,30 @@ def rehearse_plan(
     url: DatabaseURL,
     yes: bool,
     lock_timeout: float | None,
+    shown: str,
+    as_json: bool,
 ) -> None:
     """`apply --rehearse`: the plan run and rolled back. It takes the real locks
     (bounded by `ddl.lock_timeout`), so a protected environment asks first."""
     from migplan import render
+    from migplan.render import documents
     from migplan.service import rehearsal
 
-    confirm(env, "rehearse on it", yes)
+    confirm(env, "rehearse on it", yes, as_json=as_json)
     result = rehearsal.rehearse(
         project,
         env,
         project.graph,
         plan,
-        progress=progress_printer(),
+        progress=progress_printer(err=as_json),
         on_wait=say,
         lock_timeout=lock_timeout,
         url=url,
     )
-    click.echo(render.rehearsal_text(result))
+    if as_json:
+        json_result(documents.apply_body(env.name, shown, plan, result, rehearse=True))
+    else:
+        click.echo(render.rehearsal_text(result))
     if not result.ok:
         raise MigplanError(render.rehearsal_failure(result))
 
@@ -237,27 +351,35 @@ def apply_fleet(
     shard: tuple[int, int] | None,
     yes: bool,
     lock_timeout: float | None,
+    as_json: bool,
 ) -> None:
     from migplan import render
+    from migplan.render import documents
     from migplan.service import fleet
 
     fleet_plan = fleet.plan(project, env, shard=shard)
-    click.echo(render.fleet_plan_text(fleet_plan))
+    if as_json:
+        json_result(documents.fleet_apply_body(fleet_plan))
+    else:
+        click.echo(render.fleet_plan_text(fleet_plan))
     if fleet_plan.up_to_date:
         return
-    confirm(env, "apply", yes)
-    live = sys.stdout.isatty()
+    confirm(env, "apply", yes, as_json=as_json)
+    live = (sys.stderr if as_json else sys.stdout).isatty()
 
     def show(result: MemberResult, done: int, total: int) -> None:
         line = render.fleet_progress(result, done, total)
-        click.echo(("\r\033[K" + line) if live else line, nl=not live)
+        click.echo(("\r\033[K" + line) if live else line, nl=not live, err=as_json)
 
     outcome = fleet.apply(
         project, env, shard=shard, on_result=show, lock_timeout=lock_timeout
     )
     if live:
-        click.echo()
-    click.echo(render.fleet_summary(outcome))
+        click.echo(err=as_json)
+    if as_json:
+        json_result(documents.fleet_apply_body(fleet_plan, outcome))
+    else:
+        click.echo(render.fleet_summary(outcome))
     if not outcome.ok:
         raise MigplanError(outcome.failure_message())
 
@@ -298,6 +420,7 @@ def rollback_command(
     from migplan import render
     from migplan.core import policy
     from migplan.errors import PolicyViolation
+    from migplan.render import documents
     from migplan.service import execution
     from migplan.service import planning
 
@@ -308,13 +431,16 @@ def rollback_command(
     graph = project.graph
     shown, url = one_database(env, database_name)
     plan = planning.rollback_plan(project, env, to=to, steps=steps, last=last, url=url)
-    click.echo(render.plan_json(plan) if as_json else render.plan_text(plan, shown))
+    if as_json:
+        json_result(documents.rollback_body(env.name, shown, plan, dry_run=dry_run))
+    else:
+        click.echo(render.plan_text(plan, shown))
     violations = policy.check_rollback(plan, env)
     if violations:
         raise PolicyViolation(policy.refusal(violations, "rollback"))
     if dry_run or plan.up_to_date:
         return
-    confirm(env, "roll back", yes)
+    confirm(env, "roll back", yes, as_json=as_json)
     result = execution.apply(
         project,
         env,
@@ -322,12 +448,14 @@ def rollback_command(
         plan,
         action="rollback",
         replan=False,
-        progress=progress_printer(),
+        progress=progress_printer(err=as_json),
         on_wait=say,
         lock_timeout=lock_timeout,
         url=url,
     )
-    finish(result)
+    if as_json:
+        json_result(documents.rollback_body(env.name, shown, plan, result))
+    finish(result, quiet_when_done=as_json)
 
 
 @cli.command("resolve")
@@ -340,6 +468,7 @@ def rollback_command(
     help="applied: you completed the half-applied migration by hand; reverted: you undid it.",
 )
 @yes_option
+@json_option
 @database_option
 @lock_timeout_option
 @pass_state
@@ -348,16 +477,21 @@ def resolve_command(
     env_name: str | None,
     outcome: str,
     yes: bool,
+    as_json: bool,
     database_name: str | None,
     lock_timeout: float | None,
 ) -> None:
     """Settle a database left dirty by a migration that stopped half-way."""
     from migplan import render
+    from migplan.render import documents
     from migplan.service import execution
 
     project = state.project
     env = project.environment(env_name)
-    confirm(env, "resolve", yes)
+    shown, url = one_database(env, database_name)
+    if as_json:
+        json_result(documents.resolve_body(env.name, shown, outcome))
+    confirm(env, "resolve", yes, as_json=as_json)
     run, heads = execution.resolve(
         project,
         env,
@@ -365,8 +499,11 @@ def resolve_command(
         outcome,
         on_wait=say,
         lock_timeout=lock_timeout,
-        url=one_database(env, database_name)[1],
+        url=url,
     )
+    if as_json:
+        json_result(documents.resolve_body(env.name, shown, outcome, run, heads))
+        return
     click.echo(
         f"Resolved {run.dirty_direction} {run.dirty_revision} as {outcome}; "
         f"{env.name} is at {render.heads(heads)}."

@@ -6,11 +6,19 @@ from typing import TYPE_CHECKING
 
 import click
 
+from migplan.cli.app import json_requested
+
 if TYPE_CHECKING:
     pass
 
 env_argument = click.argument("env_name", metavar="[ENV]", required=False)
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+json_option = click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    callback=json_requested,
+    help="Print one JSON document on stdout, whatever the outcome (schemas/).",
+)
 yes_option = click.option(
     "--yes",
     "-y",

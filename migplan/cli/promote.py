@@ -8,7 +8,9 @@ import click
 
 from migplan.cli.app import State
 from migplan.cli.app import cli
+from migplan.cli.app import json_result
 from migplan.cli.app import pass_state
+from migplan.cli.options import json_option
 
 if TYPE_CHECKING:
     pass
@@ -17,27 +19,51 @@ if TYPE_CHECKING:
 @cli.command("promote")
 @click.argument("source")
 @click.argument("destination")
+@json_option
 @pass_state
-def promote_command(state: State, source: str, destination: str) -> None:
+def promote_command(state: State, source: str, destination: str, as_json: bool) -> None:
     """Set DESTINATION's target to SOURCE's current revision, and show its plan."""
     from migplan import render
     from migplan.project import config
     from migplan.project import edit
+    from migplan.render import documents
     from migplan.service import planning
     from migplan.service import promote
 
     project = state.project
     heads = promote.current_target(project, project.environment(source))
     env = project.environment(destination)
+    before = env.target
     edit.set_target(project.path, env.name, heads)
-    click.echo(
-        f"{project.path.name}: {env.name}.target: {env.target_text} -> {' '.join(heads)}"
-    )
+    if as_json:
+        json_result(
+            documents.promote_body(project.path.name, source, env.name, before, heads)
+        )
+    else:
+        click.echo(
+            f"{project.path.name}: {env.name}.target: {env.target_text} -> {' '.join(heads)}"
+        )
     project = config.load_config(project.path)
     env = project.environment(destination)
     if env.is_fleet:
         from migplan.service import fleet
 
-        click.echo(render.fleet_plan_text(fleet.plan(project, env)))
+        fleet_plan = fleet.plan(project, env)
+        if as_json:
+            json_result(
+                documents.promote_body(
+                    project.path.name, source, env.name, before, heads, fleet_plan
+                )
+            )
+        else:
+            click.echo(render.fleet_plan_text(fleet_plan))
+        return
+    plan = planning.plan(project, env)
+    if as_json:
+        json_result(
+            documents.promote_body(
+                project.path.name, source, env.name, before, heads, plan
+            )
+        )
     else:
-        click.echo(render.plan_text(planning.plan(project, env), env.url.display))
+        click.echo(render.plan_text(plan, env.url.display))

@@ -465,7 +465,8 @@ class RevisionGraph:
             return TargetError(
                 f"target {expr!r} is ambiguous: there are several heads "
                 f"({', '.join(err.heads)}); use 'heads', a list of revisions or "
-                "'branchname@head'"
+                "'branchname@head', or merge them: migplan db merge -m "
+                f'"merge heads" {" ".join(err.heads)}'
             )
         if err.kind == "unresolved":
             return TargetError(self._resolution_message(expr, err))

@@ -128,6 +128,10 @@ def refusal(violations: list[Violation], action: str) -> str:
     return f"{action} refused: " + "; ".join(v.message for v in violations)
 
 
+REFUSAL = "apply will refuse: "
+"""How a plan's note that apply refuses it begins."""
+
+
 @dataclass(frozen=True)
 class Verdict:
     """Everything to say before a plan runs: what refuses it, what to warn about."""
@@ -137,7 +141,7 @@ class Verdict:
 
     def notes(self) -> tuple[str, ...]:
         """Return the verdict as plan notes."""
-        return tuple(f"apply will refuse: {v.message}" for v in self.refusals) + tuple(
+        return tuple(f"{REFUSAL}{v.message}" for v in self.refusals) + tuple(
             v.message for v in self.warnings
         )
 

@@ -1,4 +1,4 @@
-"""Plans, results and tables -> text, JSON and drawings. Pure: no I/O, and
+"""Plans, results and tables -> text, JSON, Markdown and drawings. Pure: no I/O, and
 imports only the core."""
 
 from __future__ import annotations
@@ -6,12 +6,15 @@ from __future__ import annotations
 from migplan.render.fleet import fleet_plan_text
 from migplan.render.fleet import fleet_progress
 from migplan.render.fleet import fleet_summary
+from migplan.render.lint import lint_text
+from migplan.render.markdown import plan_markdown
 from migplan.render.reports import log_text
 from migplan.render.reports import status_text
 from migplan.render.reports import verify_text
 from migplan.render.text import apply_outcome
 from migplan.render.text import heads
 from migplan.render.text import plan_json
+from migplan.render.text import plan_lines
 from migplan.render.text import plan_sql
 from migplan.render.text import plan_text
 from migplan.render.text import progress_line
@@ -27,8 +30,11 @@ __all__ = [
     "fleet_progress",
     "fleet_summary",
     "heads",
+    "lint_text",
     "log_text",
     "plan_json",
+    "plan_lines",
+    "plan_markdown",
     "plan_sql",
     "plan_text",
     "progress_line",

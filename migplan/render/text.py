@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
+
+from migplan.render.documents import document
 
 if TYPE_CHECKING:
     from migplan.core.planner import Plan
@@ -72,6 +73,30 @@ def plan_text(plan: Plan, url: str = "") -> str:
     return "\n".join(lines)
 
 
+def plan_lines(plan: Plan, url: str = "") -> str:
+    """Return the plan as plain lines, one per step and no columns: for logs and
+    chat, where a wide table wraps."""
+    where = f" ({url})" if url else ""
+    lines = [
+        f"{plan.environment}{where}: {heads(plan.current)} -> {heads(plan.after)}"
+        f" (target {' '.join(plan.target)})"
+    ]
+    for i, step in enumerate(plan.steps, start=1):
+        flags = f" [{', '.join(step.flags)}]" if step.flags else ""
+        lines.append(f"{i}. {step_label(step)}{flags}")
+        lines += [
+            f"   {step.path}{f':{f.line}' if f.line else ''}: {f.kind}: {f.operation}"
+            for f in step.findings
+        ]
+    lines += [f"Note: {note}" for note in plan.notes]
+    lines.append(
+        f"{plan.environment} is up to date."
+        if plan.up_to_date
+        else f"Plan: {summary(plan)}."
+    )
+    return "\n".join(lines)
+
+
 def summary(plan: Plan) -> str:
     """Return ``3 steps (2 upgrades, 1 downgrade)``."""
     n = len(plan.steps)
@@ -84,17 +109,10 @@ def summary(plan: Plan) -> str:
 
 
 def plan_json(plan: Plan) -> str:
-    """Return the plan as the stable JSON object of `plan --json`: indented, each
-    step on a line of its own (a first deploy's thousands of steps are written by
-    json's C encoder, not its indenting Python one)."""
-    data = plan.to_dict()
-    steps = data.pop("steps")
-    assert isinstance(steps, list)
-    text = json.dumps(data, indent=2)
-    if not steps:
-        return text.replace('\n  "notes"', '\n  "steps": [],\n  "notes"', 1)
-    lines = ",\n".join(f"    {json.dumps(step)}" for step in steps)
-    return text.replace('\n  "notes"', f'\n  "steps": [\n{lines}\n  ],\n  "notes"', 1)
+    """Return the document of `plan --json`: ``ok``, ``error`` and the plan's stable
+    object, each step on a line of its own (a first deploy's thousands of steps
+    are written by json's C encoder, not its indenting Python one)."""
+    return document(plan.to_dict())
 
 
 def plan_sql(plan: Plan, chunks: Sequence[str]) -> str:

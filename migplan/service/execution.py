@@ -170,7 +170,7 @@ def _run(
         raise _interrupted(env, plan, session, trail, err) from err
     except BaseException as err:
         # env.py or the connection failed outside any migration
-        _close(trail, "failed", _heads_now(session) or plan.current, describe(err))
+        _close(trail, "failed", _heads_or(session, plan.current), describe(err))
         raise
     audit_error = _close(
         trail,
@@ -181,7 +181,7 @@ def _run(
     if audit_error is not None:
         # every committed step is in the audit trail; only the row's end is not
         result = dataclasses.replace(
-            result, heads=_heads_now(session) or result.heads, audit_error=audit_error
+            result, heads=_heads_or(session, result.heads), audit_error=audit_error
         )
     return result
 
@@ -229,7 +229,7 @@ def _apply_plan(
         phase="revert",
         trail=trail,
     )
-    heads = _heads_now(session) or heads
+    heads = _heads_or(session, heads)
     return ApplyResult(plan, run.done, heads, run.failed, revert.done, revert.failed)
 
 
@@ -351,6 +351,12 @@ def _heads_now(session: Session) -> Heads | None:
         return database.read_heads(session.url, session.tables)
     except MigplanError:
         return None
+
+
+def _heads_or(session: Session, known: Heads) -> Heads:
+    """Where the database is now, else the last heads known (base, (), is a place)."""
+    now = _heads_now(session)
+    return known if now is None else now
 
 
 Runner = Callable[["Session", "AuditTrail", "ProgressFn | None"], RunResult]
