@@ -240,6 +240,52 @@ def test_plain_alembic_project_is_applied_to_the_env_url(tmp_path, db_url):
     assert not ini_db.exists()
 
 
+def test_env_py_with_its_own_url_never_opens_the_apps_database(tmp_path, db_url):
+    """env.py builds its engine from $DATABASE_URL (as on Heroku) and connects
+    before `configure`: the migrations run on the environment's database, and the
+    app's own database is never opened (SQLite would create the file)."""
+    root = tmp_path / "alembicproject"
+    root.mkdir()
+    own_db = tmp_path / "own.db"
+    tool(root, "alembic", "init", "alembic")
+    env_py = root / "alembic" / "env.py"
+    text = env_py.read_text()
+    section = "config.get_section(config.config_ini_section, {})"
+    assert section in text
+    env_py.write_text(
+        "import os\n"
+        + text.replace(section, '{"sqlalchemy.url": os.environ["DATABASE_URL"]}')
+    )
+    path = generated(tool(root, "alembic", "revision", "-m", "create account"))
+    body = path.read_text()
+    body = body.replace('    """Upgrade schema."""\n    pass\n', ACCOUNT_UP)
+    body = body.replace(
+        '    """Downgrade schema."""\n    pass\n', '    op.drop_table("account")\n'
+    )
+    path.write_text(body)
+    rev = rev_id(path)
+    write_config(
+        root,
+        f"""
+        migrations: alembic
+        environments:
+          dev:
+            url: {db_url}
+        """,
+    )
+    own = {"DATABASE_URL": f"sqlite:///{own_db}"}
+
+    for args in (("apply",), ("db", "downgrade"), ("db", "upgrade")):
+        result = run_process(root, *args, env=own)
+        assert result.returncode == 0, (args, result.stderr)
+        assert not own_db.exists(), args
+    assert state(db_url, "account") == (
+        {"alembic_version", "migplan_audit", "account"},
+        {"id", "email"},
+        [rev],
+    )
+
+
 # -- c. new: `migplan db init` ------------------------------------------------------------
 
 STARTER = """\

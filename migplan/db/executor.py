@@ -4,6 +4,7 @@ the planned steps, one transaction per migration where the database allows it.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from migplan.core.url import TRANSACTIONAL_DDL
 from migplan.core.url import DatabaseURL
 from migplan.db import appload
 from migplan.db import database
+from migplan.db import lending
 from migplan.db import scripts
 from migplan.db.audit import AuditTrail
 from migplan.db.ddl import DdlGuard
@@ -96,6 +98,23 @@ class MigplanEnvironment(EnvironmentContext):
         self._on_step_end = on_step_end
         self._connection = connection
         self._configured = False
+        self._lending: contextlib.ExitStack | None = None
+        self._known: set[lending.Key] = set()
+
+    def __enter__(self) -> MigplanEnvironment:
+        entered = super().__enter__()
+        if self._connection is not None:
+            # env.py's engines for a database not migplan's borrow its connection
+            self._known = lending.known_databases(self._engine.url, self.config)
+            self._lending = contextlib.ExitStack()
+            self._lending.enter_context(lending.lend(self._connection, self._known))
+        return entered  # type: ignore[return-value]
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._lending is not None:
+            self._lending.close()
+            self._lending = None
+        super().__exit__(*exc)
 
     def configure(  # type: ignore[override]
         self,
@@ -103,6 +122,12 @@ class MigplanEnvironment(EnvironmentContext):
         url: Any = None,
         **kw: Any,
     ) -> None:
+        connection = lending.unwrap(connection)
+        if self._lenient and self._another_database(connection):
+            # a multi-database env.py's bind or alembic.ini database: its own
+            self._configured = True
+            self._observe(kw)
+            return super().configure(connection=connection, url=url, **kw)
         if self._configured:
             if self._lenient:
                 # another database of a multi-database env.py: as env.py says
@@ -141,6 +166,14 @@ class MigplanEnvironment(EnvironmentContext):
             # it (the `db` commands keep Alembic's own output)
             logging.getLogger("alembic").setLevel(logging.WARNING)
         super().configure(connection=connection, url=url, **kw)
+
+    def _another_database(self, connection: Connection | None) -> bool:
+        """Whether env.py connected to a database it may migrate besides the
+        environment's (the `db` commands: Alembic's behaviour)."""
+        if connection is None or connection is self._connection:
+            return False
+        reached = lending.key(connection.engine.url)
+        return reached in self._known and reached != lending.key(self._engine.url)
 
     def run_migrations(self, **kw: Any) -> None:
         if not self._lenient and "engine_name" in kw:
