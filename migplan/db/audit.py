@@ -99,6 +99,7 @@ class AuditTrail:
         self.marks_steps = not session.url.transactional_ddl
         self.run_id = str(uuid.uuid4())
         self.steps: list[dict[str, object]] = []
+        self._encoded: list[tuple[dict[str, object], str]] = []
         self._row_id: int | None = None
 
     def _execute(
@@ -120,6 +121,20 @@ class AuditTrail:
                 f"cannot write the audit table {self.table.name}: {describe(err)}"
             ) from err
 
+    def _ensure_schema(self, own: Connection) -> None:
+        """The version table's schema, created where it is missing (PostgreSQL):
+        the audit trail lives beside the version table, and an env.py that names
+        the schema may create it only when it runs, after the audit trail has
+        recorded the run's start. Alembic's version table needs it all the same."""
+        import sqlalchemy as sa
+
+        schema = self.table.schema
+        if schema is None or own.dialect.name != "postgresql":
+            return
+        if not sa.inspect(own).has_schema(schema):
+            name = own.dialect.identifier_preparer.quote_schema(schema)
+            own.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {name}"))
+
     def prepare(self) -> list[Run]:
         """Create the table if needed; mark this environment's runs that never
         finished as interrupted; return every recorded run, newest first."""
@@ -128,6 +143,7 @@ class AuditTrail:
 
         own = self.session.connection
         try:
+            self._ensure_schema(own)
             self.table.create(own, checkfirst=True)
             own.commit()
         except sa_exc.SQLAlchemyError as err:
@@ -185,14 +201,14 @@ class AuditTrail:
                 connection,
                 dirty_revision=step.revision,
                 dirty_direction=step.direction,
-                steps=json.dumps(self.steps),
+                steps=self._steps_json(),
             )
 
     def step_done(self, connection: Connection, seconds: float) -> None:
         """The running migration and its version update are done; record it in the
         same transaction, which commits next."""
         self.steps[-1].update(outcome="done", seconds=round(seconds, 3))
-        values: dict[str, object] = {"steps": json.dumps(self.steps)}
+        values: dict[str, object] = {"steps": self._steps_json()}
         if self.marks_steps:
             values.update(dirty_revision=None, dirty_direction=None)
         self._update(connection, **values)
@@ -255,9 +271,22 @@ class AuditTrail:
             finished_at=now(),
             to_heads=",".join(heads),
             outcome=outcome,
-            steps=json.dumps(self.steps),
+            steps=self._steps_json(),
             error=error,
         )
+
+    def _steps_json(self) -> str:
+        """`json.dumps(self.steps)`, each step encoded once: every step but the
+        last is final, so a run of n steps encodes n steps, not n²/2."""
+        steps = self.steps
+        encoded = self._encoded
+        if len(encoded) >= len(steps) or (encoded and encoded[0][0] is not steps[0]):
+            encoded.clear()  # the list was replaced (a rehearsal's, say)
+        while len(encoded) < len(steps) - 1:
+            entry = steps[len(encoded)]
+            encoded.append((entry, json.dumps(entry)))
+        last = [json.dumps(steps[-1])] if steps else []
+        return "[" + ", ".join([text for _, text in encoded] + last) + "]"
 
     def _update(self, connection: Connection | None, **values: object) -> None:
         assert self._row_id is not None, "start the run first"
