@@ -1,19 +1,32 @@
 """Benchmark migplan against plain Alembic on generated projects, in one run.
 
-    python bench/run.py                     # 100, 1,000 and 5,000 revisions
+    python bench/run.py                     # 100, 1,000 and 5,000 revisions, both shapes
+    python bench/run.py --shape app --repeat 3
     python bench/run.py --sizes 100,1000 --repeat 3
+
+Two project shapes, the same history (bench/genproject.py): "app", whose
+migplan.yaml names a Flask app (`app: benchapp:create_app`, Flask-SQLAlchemy and
+Flask-Migrate, a few models), as Flask-Migrate projects do: the headline; and
+"plain", whose migplan.yaml names none. Plain Alembic runs the same env.py on the
+same revision files (it never loads the app).
 
 Every figure is the median wall time of a whole command run as a subprocess, as a
 user would run it, next to the plain-Alembic command that does the same job on
 the same project, and the ratio migplan/Alembic. Machines here are noisy:
-compare ratios, not seconds. Peak memory is the child's max RSS.
+compare ratios, not seconds; a ratio's two sides are measured in turns (one
+run of each, then again), so that both see the same machine. Peak memory is the
+child's max RSS (os.wait4's rusage of that one child). The table ends with the
+goals of issue 15, per shape.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import secrets
 import shutil
+import signal
 import sqlite3
 import statistics
 import subprocess
@@ -25,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from genproject import SHAPES  # noqa: E402
 from genproject import generate  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -88,6 +102,25 @@ def measure(
     return median(samples)
 
 
+@dataclass
+class Cmd:
+    args: list[str]
+    cwd: Path
+    before: Callable[[], None] | None = None
+    env: dict[str, str] | None = None
+
+
+def turns(repeat: int, *cmds: Cmd) -> list[Sample]:
+    """Run the commands in turns, `repeat` rounds; the median of each."""
+    samples: list[list[Sample]] = [[] for _ in cmds]
+    for _ in range(repeat):
+        for cmd, got in zip(cmds, samples, strict=True):
+            if cmd.before:
+                cmd.before()
+            got.append(run(cmd.args, cmd.cwd, cmd.env))
+    return [median(got) for got in samples]
+
+
 def stamp(db: Path, revision: str) -> None:
     """Put a SQLite database at `revision` without running anything."""
     db.unlink(missing_ok=True)
@@ -120,6 +153,7 @@ def near_head(root: Path, back: int = 3) -> str:
 
 @dataclass
 class Row:
+    shape: str
     scenario: str
     size: str
     migplan: Sample
@@ -127,21 +161,31 @@ class Row:
     baseline: str
     goal: str = ""
     ok: bool | None = None
+    memory: bool = False  # the ratio is of peak memory, not time
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shape", choices=[*SHAPES, "both"], default="both",
+                        help="project shape: with a Flask app in migplan.yaml, without, or both (default)")
     parser.add_argument("--sizes", default="100,1000,5000")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--apply-repeat", type=int, default=None,
+                        help="runs of each apply (default: --repeat)")
     parser.add_argument("--apply-sizes", default="100,1000", help="sizes for the apply benchmark")
+    parser.add_argument("--no-pg", action="store_true", help="skip PostgreSQL even if reachable")
     options = parser.parse_args()
+    # killed (SIGTERM): still drop the PostgreSQL database and the temp folder
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sizes = [int(s) for s in options.sizes.split(",")]
     apply_sizes = [int(s) for s in options.apply_sizes.split(",") if int(s) in sizes]
+    shapes = list(SHAPES) if options.shape == "both" else [options.shape]
     repeat = options.repeat
+    apply_repeat = options.apply_repeat or repeat
     rows: list[Row] = []
     work = Path(tempfile.mkdtemp(prefix="migplan-bench-"))
-    cache = work / "cache"
-    env = {"MIGPLAN_CACHE_DIR": str(cache)}
+    pg_db = f"migplan_bench_{os.getpid()}_{secrets.token_hex(4)}"
+    pg = not options.no_pg and _pg_reachable()
     try:
         flask_dir = work / "flaskapp"
         flask_dir.mkdir()
@@ -150,98 +194,138 @@ def main() -> None:
         help_p = measure(repeat, [*MIGPLAN, "plan", "--help"], work)
         help_a = measure(repeat, [*ALEMBIC, "--help"], work)
         help_f = measure(repeat, [*FLASK, "--app", "fapp", "db", "--help"], flask_dir)
-        rows.append(Row("migplan --help", "-", help_m, help_f, "flask db --help", "<= 1/3", help_m.seconds <= help_f.seconds / 3))
-        rows.append(Row("migplan plan --help", "-", help_p, help_f, "flask db --help", "<= 1/3", help_p.seconds <= help_f.seconds / 3))
-        rows.append(Row("migplan --help", "-", help_m, help_a, "alembic --help"))
-
-        for size in sizes:
-            root = generate(work / f"p{size}", size)
-            target = near_head(root)
-            stamp(root / "bench.db", target)
-            for i in range(10):
-                stamp(root / f"env{i}.db", target)
-            label = f"{size:,}"
-
-            def cold() -> None:
-                shutil.rmtree(cache, ignore_errors=True)
-
-            plan_cold = measure(repeat, [*MIGPLAN, "plan", "dev"], root, cold, env)
-            run([*MIGPLAN, "plan", "dev"], root, env)
-            plan_warm = measure(repeat, [*MIGPLAN, "plan", "dev"], root, env=env)
-            alembic_heads = measure(repeat, [*ALEMBIC, "heads"], root)
-            rows.append(Row("plan, cold (no cache)", label, plan_cold, alembic_heads, "alembic heads", "<= 1x", plan_cold.seconds <= alembic_heads.seconds))
-            rows.append(Row("plan, warm", label, plan_warm, alembic_heads, "alembic heads", "<= 1/5" if size >= 5000 else ""))
-            if size >= 5000:
-                rows[-1].ok = plan_warm.seconds <= alembic_heads.seconds / 5
-            sql = measure(max(1, repeat // 2), [*ALEMBIC, "upgrade", f"{target}:head", "--sql"], root)
-            rows.append(Row("plan, warm", label, plan_warm, sql, "alembic upgrade --sql (same steps)"))
-            rows.append(Row("plan peak memory", label, plan_warm, alembic_heads, "alembic heads", "<= 1x (RSS)"))
-            rows[-1].ok = plan_cold.max_rss_kb <= alembic_heads.max_rss_kb
-
-            status_one = measure(repeat, [*MIGPLAN, "-c", str(_one_env(root)), "status"], root, env=env)
-            status_ten = measure(repeat, [*MIGPLAN, "status"], root, env=env)
-            rows.append(Row("status, 11 envs", label, status_ten, status_one, "migplan status, 1 env", "<= 2x", status_ten.seconds <= 2 * status_one.seconds))
-            current = measure(max(1, repeat // 2), [*ALEMBIC, "current"], root)
-            rows.append(Row("status, 1 env", label, status_one, current, "alembic current", "<= 1/20" if size >= 5000 else ""))
-            if size >= 5000:
-                rows[-1].ok = status_one.seconds <= current.seconds / 20
-
-            if size in apply_sizes:
-                fresh = root / "apply.db"
-
-                def reset() -> None:
-                    fresh.unlink(missing_ok=True)
-                    for lock in root.glob("*.migplan-lock"):
-                        lock.unlink()
-
-                apply_env = {**env, "BENCH_URL": f"sqlite:///{fresh}"}
-                cfg = _apply_config(root)
-                apply_m = measure(max(1, repeat // 2), [*MIGPLAN, "-c", str(cfg), "apply", "fresh"], root, reset, apply_env)
-                ini = _apply_ini(root, fresh)
-                apply_a = measure(max(1, repeat // 2), [*ALEMBIC, "-c", str(ini), "upgrade", "head"], root, reset)
-                rows.append(Row("apply all, fresh SQLite", label, apply_m, apply_a, "alembic upgrade head", "<= 0.8x" if size >= 1000 else ""))
-                if size >= 1000:
-                    rows[-1].ok = apply_m.seconds <= 0.8 * apply_a.seconds
-                if _pg_reachable():
-                    pg_url = f"{PG_SERVER}/migplan_bench"
-
-                    def fresh_pg() -> None:
-                        _recreate_pg("migplan_bench")
-
-                    cfg = _apply_config(root, "pg.yaml")
-                    ini = _apply_ini(root, None, "pg.ini", pg_url)
-                    pg_env = {**env, "BENCH_URL": pg_url}
-                    apply_pm = measure(max(1, repeat // 2), [*MIGPLAN, "-c", str(cfg), "apply", "fresh"], root, fresh_pg, pg_env)
-                    apply_pa = measure(max(1, repeat // 2), [*ALEMBIC, "-c", str(ini), "upgrade", "head"], root, fresh_pg)
-                    rows.append(Row("apply all, fresh PostgreSQL", label, apply_pm, apply_pa, "alembic upgrade head", "<= 1.10x" if size >= 1000 else ""))
-                    if size >= 1000:
-                        rows[-1].ok = apply_pm.seconds <= 1.10 * apply_pa.seconds
-                    _drop_pg("migplan_bench")
-        if len(sizes) > 1:
-            # measured again, the two sizes taking turns, so that both see the
-            # same machine: a ratio of runs minutes apart measures the noise
-            small, large = min(sizes), max(sizes)
-            turns: dict[int, list[Sample]] = {small: [], large: []}
-            for _ in range(max(repeat, 9)):
-                for size in (small, large):
-                    turns[size].append(run([*MIGPLAN, "plan", "dev"], work / f"p{size}", env))
-            warm_small, warm_large = median(turns[small]), median(turns[large])
-            ratio = warm_large.seconds / warm_small.seconds
-            rows.append(Row(f"plan warm {large:,} / plan warm {small:,}", "-", warm_large, warm_small, f"plan, warm, {small:,} (in turns)", "<= 1.25x", ratio <= 1.25))
+        rows.append(Row("-", "migplan --help", "-", help_m, help_f, "flask db --help", "<= 1/3", help_m.seconds <= help_f.seconds / 3))
+        rows.append(Row("-", "migplan plan --help", "-", help_p, help_f, "flask db --help", "<= 1/3", help_p.seconds <= help_f.seconds / 3))
+        rows.append(Row("-", "migplan --help", "-", help_m, help_a, "alembic --help"))
+        for shape in shapes:
+            found = bench_shape(
+                shape, work / shape, sizes, apply_sizes, repeat, apply_repeat,
+                pg_db if pg else None,
+            )
+            rows += found
+            if len(shapes) > 1:
+                # each shape's rows as soon as they are measured (to stderr, so
+                # that stdout is the one table): a long run interrupted keeps them
+                with contextlib.redirect_stdout(sys.stderr):
+                    print_table(found)
+                    print(file=sys.stderr, flush=True)
     finally:
+        if pg:
+            _drop_pg(pg_db)
         shutil.rmtree(work, ignore_errors=True)
     print_table(rows)
+    print()
+    print_goals(rows, shapes, sizes)
 
 
-def _one_env(root: Path) -> Path:
+def bench_shape(
+    shape: str, work: Path, sizes: list[int], apply_sizes: list[int], repeat: int,
+    apply_repeat: int, pg_db: str | None,
+) -> list[Row]:
+    rows: list[Row] = []
+    cache = work / "cache"
+    env = {"MIGPLAN_CACHE_DIR": str(cache)}
+    for size in sizes:
+        root = generate(work / f"p{size}", size, shape=shape)
+        target = near_head(root)
+        stamp(root / "bench.db", target)
+        for i in range(10):
+            stamp(root / f"env{i}.db", target)
+        label = f"{size:,}"
+
+        def cold() -> None:
+            shutil.rmtree(cache, ignore_errors=True)
+
+        plan_cold = measure(repeat, [*MIGPLAN, "plan", "dev"], root, cold, env)
+        run([*MIGPLAN, "plan", "dev"], root, env)
+        plan_warm, alembic_heads = turns(
+            repeat, Cmd([*MIGPLAN, "plan", "dev"], root, env=env), Cmd([*ALEMBIC, "heads"], root)
+        )
+        rows.append(Row(shape, "plan, cold (no cache)", label, plan_cold, alembic_heads, "alembic heads", "<= 1x", plan_cold.seconds <= alembic_heads.seconds))
+        rows.append(Row(shape, "plan, warm", label, plan_warm, alembic_heads, "alembic heads", "<= 0.20x" if size >= 5000 else ""))
+        if size >= 5000:
+            rows[-1].ok = plan_warm.seconds <= alembic_heads.seconds * 0.20
+        sql = measure(max(1, repeat // 2), [*ALEMBIC, "upgrade", f"{target}:head", "--sql"], root)
+        rows.append(Row(shape, "plan, warm", label, plan_warm, sql, "alembic upgrade --sql (same steps)"))
+        rows.append(Row(shape, "plan peak memory", label, plan_warm, alembic_heads, "alembic heads", "<= 1x (RSS)", memory=True))
+        rows[-1].ok = max(plan_cold.max_rss_kb, plan_warm.max_rss_kb) <= alembic_heads.max_rss_kb
+
+        status_one = measure(repeat, [*MIGPLAN, "-c", str(_one_env(root, shape)), "status"], root, env=env)
+        status_ten = measure(repeat, [*MIGPLAN, "status"], root, env=env)
+        rows.append(Row(shape, "status, 11 envs", label, status_ten, status_one, "migplan status, 1 env", "<= 2x", status_ten.seconds <= 2 * status_one.seconds))
+        current = measure(max(1, repeat // 2), [*ALEMBIC, "current"], root)
+        rows.append(Row(shape, "status, 1 env", label, status_one, current, "alembic current", "<= 1/20" if size >= 5000 else ""))
+        if size >= 5000:
+            rows[-1].ok = status_one.seconds <= current.seconds / 20
+
+        if size in apply_sizes:
+            fresh = root / "apply.db"
+
+            def reset(fresh: Path = fresh, root: Path = root) -> None:
+                fresh.unlink(missing_ok=True)
+                for lock in root.glob("*.migplan-lock"):
+                    lock.unlink()
+
+            apply_env = {**env, "BENCH_URL": f"sqlite:///{fresh}"}
+            cfg = _apply_config(root, shape)
+            ini = _apply_ini(root, fresh)
+            apply_m, apply_a = turns(
+                apply_repeat,
+                Cmd([*MIGPLAN, "-c", str(cfg), "apply", "fresh"], root, reset, apply_env),
+                Cmd([*ALEMBIC, "-c", str(ini), "upgrade", "heads"], root, reset),
+            )
+            rows.append(Row(shape, "apply all, fresh SQLite", label, apply_m, apply_a, "alembic upgrade heads", "<= 0.80x" if size >= 1000 else ""))
+            if size >= 1000:
+                rows[-1].ok = apply_m.seconds <= 0.8 * apply_a.seconds
+            rows.append(Row(shape, "apply peak memory, SQLite", label, apply_m, apply_a, "alembic upgrade heads", "<= 1x (RSS)", memory=True))
+            rows[-1].ok = apply_m.max_rss_kb <= apply_a.max_rss_kb
+            if pg_db is not None:
+                pg_url = f"{PG_SERVER}/{pg_db}"
+
+                def fresh_pg() -> None:
+                    _recreate_pg(pg_db)
+
+                cfg = _apply_config(root, shape, "pg.yaml")
+                ini = _apply_ini(root, None, "pg.ini", pg_url)
+                pg_env = {**env, "BENCH_URL": pg_url}
+                apply_pm, apply_pa = turns(
+                    apply_repeat,
+                    Cmd([*MIGPLAN, "-c", str(cfg), "apply", "fresh"], root, fresh_pg, pg_env),
+                    Cmd([*ALEMBIC, "-c", str(ini), "upgrade", "heads"], root, fresh_pg),
+                )
+                rows.append(Row(shape, "apply all, fresh PostgreSQL", label, apply_pm, apply_pa, "alembic upgrade heads", "<= 1.10x" if size >= 1000 else ""))
+                if size >= 1000:
+                    rows[-1].ok = apply_pm.seconds <= 1.10 * apply_pa.seconds
+                rows.append(Row(shape, "apply peak memory, PostgreSQL", label, apply_pm, apply_pa, "alembic upgrade heads", "<= 1x (RSS)", memory=True))
+                rows[-1].ok = apply_pm.max_rss_kb <= apply_pa.max_rss_kb
+                _drop_pg(pg_db)
+    if len(sizes) > 1:
+        # measured again, the two sizes taking turns, so that both see the
+        # same machine: a ratio of runs minutes apart measures the noise
+        small, large = min(sizes), max(sizes)
+        warm_small, warm_large = turns(
+            max(repeat, 9),
+            Cmd([*MIGPLAN, "plan", "dev"], work / f"p{small}", env=env),
+            Cmd([*MIGPLAN, "plan", "dev"], work / f"p{large}", env=env),
+        )
+        ratio = warm_large.seconds / warm_small.seconds
+        rows.append(Row(shape, f"plan warm {large:,} / plan warm {small:,}", "-", warm_large, warm_small, f"plan, warm, {small:,} (in turns)", "<= 1.25x", ratio <= 1.25))
+    return rows
+
+
+def _app_line(shape: str) -> str:
+    return "app: benchapp:create_app\n" if shape == "app" else ""
+
+
+def _one_env(root: Path, shape: str) -> Path:
     path = root / "one-env.yaml"
-    path.write_text("migrations: migrations\nenvironments:\n  dev:\n    url: sqlite:///bench.db\n    target: heads\n")
+    path.write_text("migrations: migrations\n" + _app_line(shape) + "environments:\n  dev:\n    url: sqlite:///bench.db\n    target: heads\n")
     return path
 
 
-def _apply_config(root: Path, name: str = "apply.yaml") -> Path:
+def _apply_config(root: Path, shape: str, name: str = "apply.yaml") -> Path:
     path = root / name
-    path.write_text("migrations: migrations\nenvironments:\n  fresh:\n    url: ${BENCH_URL}\n    target: heads\n")
+    path.write_text("migrations: migrations\n" + _app_line(shape) + "environments:\n  fresh:\n    url: ${BENCH_URL}\n    target: heads\n")
     return path
 
 
@@ -286,23 +370,72 @@ def _drop_pg(name: str) -> None:
     _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def print_table(rows: list[Row]) -> None:
-    header = ["scenario", "revisions", "migplan", "baseline", "baseline (s)", "ratio", "goal", "", "peak MB"]
-    body = []
-    for row in rows:
-        base = row.alembic
-        ratio = f"{row.migplan.seconds / base.seconds:.2f}x" if base else ""
-        if row.scenario == "plan peak memory" and base:
-            ratio = f"{row.migplan.max_rss_kb / base.max_rss_kb:.2f}x"
-        verdict = "" if row.ok is None else ("ok" if row.ok else "MISSED")
-        body.append([
-            row.scenario, row.size, f"{row.migplan.seconds:.3f}s", row.baseline,
-            f"{base.seconds:.3f}s" if base else "", ratio, row.goal, verdict,
-            f"{row.migplan.max_rss_kb / 1024:.0f}/{base.max_rss_kb / 1024:.0f}" if base else "",
-        ])
+def _ratio(row: Row) -> float | None:
+    base = row.alembic
+    if base is None:
+        return None
+    if row.memory:
+        return row.migplan.max_rss_kb / base.max_rss_kb
+    return row.migplan.seconds / base.seconds
+
+
+def _print(header: list[str], body: list[list[str]]) -> None:
     widths = [max(len(str(r[i])) for r in [header, *body]) for i in range(len(header))]
     for line in [header, *body]:
         print("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+
+
+def print_table(rows: list[Row]) -> None:
+    header = ["shape", "scenario", "revisions", "migplan", "baseline", "baseline (s)", "ratio", "goal", "", "peak MB"]
+    body = []
+    for row in rows:
+        base = row.alembic
+        ratio = _ratio(row)
+        verdict = "" if row.ok is None else ("ok" if row.ok else "MISSED")
+        body.append([
+            row.shape, row.scenario, row.size, f"{row.migplan.seconds:.3f}s", row.baseline,
+            f"{base.seconds:.3f}s" if base else "", f"{ratio:.2f}x" if ratio is not None else "",
+            row.goal, verdict,
+            f"{row.migplan.max_rss_kb / 1024:.0f}/{base.max_rss_kb / 1024:.0f}" if base else "",
+        ])
+    _print(header, body)
+
+
+# issue 15's goals: (scenario, size, label, goal)
+GOALS = [
+    ("apply all, fresh SQLite", 1000, "apply 1,000 on fresh SQLite / alembic upgrade heads", 0.80),
+    ("apply all, fresh PostgreSQL", 1000, "apply 1,000 on fresh PostgreSQL / alembic upgrade heads", 1.10),
+    ("plan warm {large} / plan warm {small}", None, "warm plan {large} / warm plan {small} (in turns)", 1.25),
+    ("plan, warm", 5000, "warm plan 5,000 / alembic heads", 0.20),
+    ("apply peak memory, SQLite", 1000, "apply 1,000 SQLite peak RSS / alembic's", 1.0),
+    ("apply peak memory, PostgreSQL", 1000, "apply 1,000 PostgreSQL peak RSS / alembic's", 1.0),
+    ("plan peak memory", 5000, "plan 5,000 peak RSS / alembic heads'", 1.0),
+]
+
+
+def print_goals(rows: list[Row], shapes: list[str], sizes: list[int]) -> None:
+    """One line per goal, a column per shape (the app shape, the headline, first)."""
+    small, large = f"{min(sizes):,}", f"{max(sizes):,}"
+    header = ["goal (issue 15)", "target", *shapes]
+    body = []
+    for scenario, size, label, goal in GOALS:
+        scenario = scenario.format(small=small, large=large)
+        cells = []
+        for shape in shapes:
+            found = [
+                r for r in rows
+                if r.shape == shape and r.scenario == scenario
+                and (size is None or r.size == f"{size:,}")
+                and (r.baseline.startswith("alembic") or size is None)
+            ]
+            ratio = _ratio(found[0]) if found else None
+            cells.append(
+                "-" if ratio is None else f"{ratio:.2f}x {'ok' if ratio <= goal else 'MISSED'}"
+            )
+        if all(c == "-" for c in cells):
+            continue
+        body.append([label.format(small=small, large=large), f"<= {goal:.2f}x", *cells])
+    _print(header, body)
 
 
 if __name__ == "__main__":
