@@ -18,6 +18,7 @@ import pytest
 from conftest import FLASK_APP
 from conftest import columns
 from conftest import display_url
+from conftest import query
 from conftest import run
 from conftest import run_process
 from conftest import tables
@@ -381,3 +382,49 @@ def test_db_init_with_config_option_writes_beside_it(tmp_path, no_flask_app):
     )
     assert (tmp_path / "sub" / "migrations" / "env.py").is_file()
     assert "migrations: migrations\n" in (tmp_path / "sub" / "migplan.yaml").read_text()
+
+
+MARKING_APP = """\
+import pathlib
+
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+
+db = SQLAlchemy()
+
+
+def create_app():
+    pathlib.Path(__file__).with_name("app-loaded").touch()
+    app = Flask(__name__)
+    app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite://"
+    db.init_app(app)
+    return app
+"""
+
+
+def test_apply_loads_the_app_only_where_a_revision_may_need_it(project, sqlite_url):
+    """migplan's own env.py needs no models to run migrations: apply leaves the
+    app unloaded, until a revision file uses Flask's `current_app`."""
+    from conftest import linear_project
+
+    linear_project(project, sqlite_url, "a1")
+    config = project.root / "migplan.yaml"
+    config.write_text("app: markapp:create_app\n" + config.read_text())
+    (project.root / "markapp.py").write_text(MARKING_APP)
+    marker = project.root / "app-loaded"
+
+    result = run_process(project.root, "apply", "dev")
+    assert result.returncode == 0, result.stderr
+    assert not marker.exists()
+
+    project.add_revision(
+        "b2",
+        "a1",
+        "from flask import current_app\n"
+        'op.execute("CREATE TABLE seen (name TEXT)")\n'
+        "op.execute(f\"INSERT INTO seen VALUES ('{current_app.name}')\")",
+    )
+    result = run_process(project.root, "apply", "dev")
+    assert result.returncode == 0, result.stderr
+    assert marker.exists()
+    assert query(sqlite_url, "SELECT name FROM seen") == [("markapp",)]

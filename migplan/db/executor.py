@@ -38,6 +38,7 @@ from migplan.errors import MigplanError
 from migplan.errors import RevisionGraphError
 from migplan.errors import StalePlan
 from migplan.errors import describe
+from migplan.project import envpy
 
 if TYPE_CHECKING:
     from alembic.runtime.migration import MigrationContext
@@ -270,7 +271,7 @@ def run_steps(
 
     try:
         with _alembic_log_level_kept():
-            with appload.app_context(project, session.engine) as app:
+            with _app_if_needed(project, graph, steps, session.engine) as app:
                 config.attributes["target_metadata"] = appload.target_metadata(
                     project, app
                 )
@@ -297,6 +298,22 @@ def run_steps(
         settle(session.connection)
     failed = observer.failed
     return RunResult(tuple(observer.done), failed[0] if failed else None)
+
+
+def _app_if_needed(
+    project: Project, graph: RevisionGraph, steps: Sequence[Step], engine: Engine
+) -> contextlib.AbstractContextManager[Any]:
+    """The app's context, where env.py or a step's revision file may need it:
+    running migrations needs no models, and an env.py and revisions that use only
+    Alembic and SQLAlchemy (migplan's own template) run without loading Flask."""
+    if project.app is not None and (
+        project.env_uses_app
+        or envpy.revisions_need_app(
+            (graph.files[step.revision].path for step in steps), project.root
+        )
+    ):
+        return appload.app_context(project, engine)
+    return contextlib.nullcontext(None)
 
 
 def settle(connection: Connection) -> None:

@@ -56,6 +56,8 @@ class Project:
     version_table_schema: str | None = None
     audit_table: str = "migplan_audit"
     multidb: bool = False
+    env_uses_app: bool = True
+    """Whether env.py may need the Flask app (envpy.needs_app)."""
     """Whether env.py configures several databases (a multi-database template)."""
 
     @property
@@ -168,6 +170,7 @@ def _build_project(document: Document) -> Project:
         version_table_schema=schema,
         audit_table=cast(str, data.get("audit_table", "migplan_audit")),
         multidb=own.multidb,
+        env_uses_app=own.uses_app,
     )
 
 

@@ -9,6 +9,7 @@ says the rest (db.database looks for a version table under another name).
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,9 @@ class EnvPy:
     multidb: bool = False
     """Whether it configures several databases (Alembic's and Flask-Migrate's
     multi-database templates: a configure per engine, with an upgrade token)."""
+    uses_app: bool = True
+    """Whether it may need the Flask app (imports Flask or the project's own
+    modules, names `current_app`); unknown counts as yes."""
 
 
 def read(migrations: Path) -> EnvPy:
@@ -32,6 +36,7 @@ def read(migrations: Path) -> EnvPy:
         return EnvPy()
     version_table = schema = None
     multidb = False
+    uses_app = needs_app(tree, migrations.parent)
     loops = [n for n in ast.walk(tree) if isinstance(n, (ast.For, ast.AsyncFor))]
     in_loop = {id(c) for loop in loops for c in ast.walk(loop) if c is not loop}
     for node in ast.walk(tree):
@@ -46,10 +51,54 @@ def read(migrations: Path) -> EnvPy:
             multidb = True
         version_table = _literal(keywords.get("version_table")) or version_table
         schema = _literal(keywords.get("version_table_schema")) or schema
-    return EnvPy(version_table, schema, multidb)
+    return EnvPy(version_table, schema, multidb, uses_app)
+
+
+def needs_app(tree: ast.AST, root: Path) -> bool:
+    """Whether code may need the Flask app's context to run: it imports Flask or
+    Flask-SQLAlchemy, or a module of the project's own (its models, its `db`),
+    or names `current_app`. A revision file or an env.py that only uses Alembic,
+    SQLAlchemy and the standard library runs without it."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id == "current_app":
+            return True
+        if isinstance(node, ast.Attribute) and node.attr == "current_app":
+            return True
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # a relative import: the project's own code
+                return True
+            modules = [node.module or ""]
+        else:
+            continue
+        for module in modules:
+            top = module.partition(".")[0]
+            if top.startswith("flask") or _own_module(root, top):
+                return True
+    return False
+
+
+def _own_module(root: Path, name: str) -> bool:
+    """Whether `name` is a module or package in the project's folder."""
+    return bool(name) and (
+        (root / f"{name}.py").is_file() or (root / name / "__init__.py").is_file()
+    )
 
 
 def _literal(node: ast.expr | None) -> str | None:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return node.value
     return None
+
+
+def revisions_need_app(paths: Iterable[Path], root: Path) -> bool:
+    """Whether any of these revision files may need the Flask app to run."""
+    for path in paths:
+        try:
+            tree = ast.parse(path.read_bytes())
+        except (OSError, SyntaxError, ValueError):
+            return True
+        if needs_app(tree, root):
+            return True
+    return False
