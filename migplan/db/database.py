@@ -212,22 +212,27 @@ def read_heads(url: DatabaseURL, tables: Tables) -> Heads:
     A SQLite file that does not exist yet is at base, and is not created.
     """
     rows = read_table(url, tables.version_table, tables.schema)
-    if rows is None and exists(url):
-        _no_other_version_table(url, tables)
+    if rows is None and exists(url) and _no_other_version_table(url, tables):
+        # another migrator created the version table meanwhile: read it
+        rows = read_table(url, tables.version_table, tables.schema)
     return tuple(sorted(str(row["version_num"]) for row in rows or ()))
 
 
-def _no_other_version_table(url: DatabaseURL, tables: Tables) -> None:
+def _no_other_version_table(url: DatabaseURL, tables: Tables) -> bool:
     """The version table is not there: refuse to call the database `base` when a
     table of Alembic's shape is there under another name (env.py may name its own
-    version table in a way migplan cannot read without running it)."""
-    found = version_tables(url, tables.schema)
+    version table in a way migplan cannot read without running it). Return
+    whether the version table itself has appeared since it was looked for."""
+    own = tables.version_table.lower()
+    shaped = version_tables(url, tables.schema)
+    found = [name for name in shaped if name.lower() != own]
     if found:
         raise ConfigError(
             f"{url}: there is no version table {tables.version_table!r}, but "
             f"{found[0]!r} has Alembic's version_num column: if env.py keeps its "
             f"revisions there, set version_table: {found[0]} in migplan.yaml"
         )
+    return len(found) < len(shaped)
 
 
 def version_tables(url: DatabaseURL, schema: str | None = None) -> list[str]:

@@ -79,7 +79,7 @@ def _wait_for(
     timeout: float,
     on_wait: WaitFn | None,
     attempt: Callable[[float], bool],
-    holder: Callable[[], str],
+    holder: Callable[[], str | None],
 ) -> None:
     """Take a lock with `attempt(wait)` (try, waiting up to `wait` seconds), again
     and again until `timeout`; say once who holds it, and name them on giving up.
@@ -87,9 +87,16 @@ def _wait_for(
     The first attempt does not wait, so that the holder is named at once."""
     deadline = time.monotonic() + timeout
     told = False
+    unseen = 0
     wait = 0.0
     while not attempt(wait):
-        who = holder()
+        found = holder()
+        if found is None and unseen == 0:
+            # no holder to be seen: it let go between the attempt and the look
+            # (a finished or killed migrator): try again at once before saying so
+            unseen, wait = 1, 0.0
+            continue
+        who = found or "another session"
         if time.monotonic() >= deadline:
             raise LockTimeout(
                 f"{url}: another migration holds the lock ({who}); gave up after "
@@ -131,8 +138,8 @@ def _postgresql_lock(
         connection.commit()
         return bool(got)
 
-    def holder() -> str:
-        found = _postgresql_find(connection, key) or "another session"
+    def holder() -> str | None:
+        found = _postgresql_find(connection, key)
         connection.commit()
         return found
 
@@ -189,8 +196,8 @@ def _mysql_lock(
         connection.commit()
         return bool(got == 1)
 
-    def holder() -> str:
-        found = _mysql_find(connection, name) or "another session"
+    def holder() -> str | None:
+        found = _mysql_find(connection, name)
         connection.commit()
         return found
 
