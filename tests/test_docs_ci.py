@@ -1,28 +1,43 @@
 """The example CI pipelines of docs/ci/: each parses, asks for what a pipeline
 needs (validate, verify, the plan as Markdown on a pull request, apply on deploy),
 and every `migplan ...` command line in it, run in order against a copy of the
-examples/ project, exits 0."""
+examples/ project, exits 0.
+
+The fleet runners (docs/ci/github-actions-fleet.yml's matrix, the Indexed Job of
+docs/kubernetes/): each parses, its shard count is the same everywhere it is
+spelled, and its commands, run by as many processes at once with the variables
+each runner gets, migrate a fleet of PostgreSQL schemas exactly once."""
 
 from __future__ import annotations
 
+import re
 import shlex
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import Project
 from conftest import run_process
 from markdown_it import MarkdownIt
+from shardfleet import URL_VAR
+from shardfleet import fleet_state
+from shardfleet import log_fleet
+from shardfleet import revision_ids
+from shardfleet import run_together
+from shardfleet import schema_names
 
 REPO = Path(__file__).resolve().parent.parent
 CI = REPO / "docs" / "ci"
+KUBERNETES = REPO / "docs" / "kubernetes"
 
 
 def scripts(name: str) -> list[str]:
     """Every shell line of a pipeline, in the order of its jobs and steps."""
     document = yaml.safe_load((CI / name).read_text())
     found: list[str] = []
-    if name == "github-actions.yml":
+    if name.startswith("github-actions"):
         for job in document["jobs"].values():
             for step in job["steps"]:
                 found += step.get("run", "").splitlines()
@@ -114,3 +129,96 @@ def test_the_github_workflow_posts_the_plan_file() -> None:
         line.startswith("gh pr comment") and "--body-file plan.md" in line
         for line in lines
     )
+
+
+# -- the fleet runners -----------------------------------------------------------------
+
+
+def applied_count(stdout: str) -> int:
+    """How many databases a runner applied (0 for an empty shard)."""
+    found = re.search(r"^Fleet: (\d+) applied", stdout, re.M)
+    return int(found.group(1)) if found else 0
+
+
+def migrated_once(
+    results: list[subprocess.CompletedProcess[str]],
+    pg_url: str,
+    schemas: list[str],
+    revisions: int,
+) -> None:
+    """Every runner succeeded, and together they migrated each schema once."""
+    for result in results:
+        assert result.returncode == 0, (result.args, result.stdout, result.stderr)
+    assert sum(applied_count(r.stdout) for r in results) == len(schemas)
+    done = ([revision_ids(revisions)[-1]], revision_ids(revisions))
+    assert fleet_state(pg_url, schemas) == dict.fromkeys(schemas, done)
+
+
+def test_the_indexed_job_applies_a_shard_per_pod(project: Project, pg_url: str) -> None:
+    documents = [
+        d
+        for d in yaml.safe_load_all((KUBERNETES / "indexed-job.yaml").read_text())
+        if d
+    ]
+    [job] = documents
+    assert (job["apiVersion"], job["kind"]) == ("batch/v1", "Job")
+    spec = job["spec"]
+    assert spec["completionMode"] == "Indexed"
+    pod = spec["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"  # a failed pod is retried as a new one
+    [container] = pod["containers"]
+    command = [*container.get("command", []), *container.get("args", [])]
+    assert command[:3] == ["migplan", "apply", "tenants"]
+    assert command[command.index("--shard") + 1] == "auto"
+    assert "--yes" in command
+    n = int(command[command.index("--shards") + 1])
+    assert spec["completions"] == spec["parallelism"] == n
+    # the URL from a Secret; the other variables as they are
+    env = {e["name"]: e for e in container["env"]}
+    assert env[URL_VAR]["valueFrom"]["secretKeyRef"].keys() == {"name", "key"}
+    plain = {name: e["value"] for name, e in env.items() if "value" in e}
+
+    schemas = schema_names(12)
+    log_fleet(project, schemas, revisions=3)
+    # each pod: its index, given by Kubernetes, and the Secret's URL
+    pods = [
+        {**plain, URL_VAR: pg_url, "JOB_COMPLETION_INDEX": str(k)} for k in range(n)
+    ]
+    results = run_together(project.root, command[1:], pods)
+    migrated_once(results, pg_url, schemas, 3)
+
+
+def test_the_fleet_matrix_applies_a_shard_per_job(
+    project: Project, pg_url: str
+) -> None:
+    name = "github-actions-fleet.yml"
+    document = yaml.safe_load((CI / name).read_text())
+    assert document["env"][URL_VAR] == f"${{{{ secrets.{URL_VAR} }}}}"
+    [job] = document["jobs"].values()
+    shards = job["strategy"]["matrix"]["shard"]
+    n = len(shards)
+    assert shards == list(range(1, n + 1))  # 1-based, as --shard i/n
+    assert job["strategy"]["fail-fast"] is False
+    spelled = job["env"]["MIGPLAN_SHARD"]
+    assert spelled == f"${{{{ matrix.shard }}}}/{n}"
+    commands = migplan_commands(name)
+    assert (["apply", "tenants", "--shard", "auto", "--yes"], None) in commands
+
+    schemas = schema_names(12)
+    log_fleet(project, schemas, revisions=3)
+    runners = [
+        {
+            URL_VAR: pg_url,
+            "MIGPLAN_SHARD": spelled.replace("${{ matrix.shard }}", str(k)),
+        }
+        for k in shards
+    ]
+    # the matrix's jobs run each step at about the same time
+    for args, out in commands:
+        assert out is None
+        results = run_together(project.root, args, runners)
+        if args[0] == "apply":
+            migrated_once(results, pg_url, schemas, 3)
+        else:
+            for result in results:
+                assert result.returncode == 0, (args, result.stdout, result.stderr)

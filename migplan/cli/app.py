@@ -13,6 +13,8 @@ from typing import Any
 import click
 
 from migplan import __version__
+from migplan.cli import terminal
+from migplan.cli.terminal import JSON_MODE
 from migplan.errors import ChangesPending
 from migplan.errors import Interrupted
 from migplan.errors import MigplanError
@@ -25,8 +27,6 @@ if TYPE_CHECKING:
 EXIT_INTERNAL = 3
 
 
-JSON_MODE = "migplan.json"
-"""ctx.meta key: the command was given --json."""
 JSON_BODY = "migplan.json.body"
 """ctx.meta key: the body of its document, as far as the command got."""
 JSON_PRINTED = "migplan.json.printed"
@@ -66,14 +66,14 @@ class MigplanGroup(click.Group):
                 ctx, None if pending else (type(err).__name__, message, err.exit_code)
             )
             for line in err.lines():
-                click.echo(f"Error: {line}", err=True)
+                terminal.error(line)
             ctx.exit(err.exit_code)
         except Exception as err:
             if os.environ.get("MIGPLAN_DEBUG"):
                 raise
             message = f"internal error: {describe(err)}"
             _print_document(ctx, ("InternalError", message, EXIT_INTERNAL))
-            click.echo(f"Error: {message}", err=True)
+            terminal.error(message)
             ctx.exit(EXIT_INTERNAL)
         _print_document(ctx, None)
         return result
@@ -139,11 +139,30 @@ pass_state = click.make_pass_decorator(State, ensure=True)
     envvar="MIGPLAN_CONFIG",
     help="migplan.yaml to use (default: $MIGPLAN_CONFIG, else ./migplan.yaml).",
 )
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="For scripts: print only errors and warnings (and what --json, --sql or "
+    "a machine format asks for); the exit code tells the outcome.",
+)
+@click.option(
+    "--color/--no-color",
+    "color",
+    default=None,
+    help="Colour the output (default: on a terminal, unless NO_COLOR is set).",
+)
 @click.version_option(__version__, prog_name="migplan")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None) -> None:
+def cli(
+    ctx: click.Context, config_path: str | None, quiet: bool, color: bool | None
+) -> None:
     """Plan and apply Alembic migrations per environment, from migplan.yaml."""
     ctx.obj = State(config_path)
+    ctx.meta[terminal.QUIET] = quiet
+    if color is not None:
+        ctx.meta[terminal.COLOR] = color
+        ctx.color = color  # click.echo keeps (or strips) the codes accordingly
 
 
 def main() -> None:

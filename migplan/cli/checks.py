@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from migplan.cli import complete
+from migplan.cli import terminal
 from migplan.cli.app import State
 from migplan.cli.app import cli
 from migplan.cli.app import json_result
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     "-e",
     "env_name",
     default=None,
+    shell_complete=complete.environments,
     help="Environment whose settings to use (default: default_env).",
 )
 @json_option
@@ -47,12 +50,12 @@ def verify_command(
         project,
         env,
         url=None if url is None else env.resolve_url(url),
-        progress=lambda what: click.echo(f"checking {what}", err=True),
+        progress=lambda what: terminal.report(f"checking {what}", err=True),
     )
     if as_json:
         json_result(documents.verify_body(report))
     else:
-        click.echo(render.verify_text(report))
+        terminal.report(render.verify_text(report))
     if not report.ok:
         raise MigplanError(f"verify found {len(report.problems)} problem(s)")
 
@@ -65,6 +68,7 @@ def verify_command(
     "--env",
     "-e",
     "env_name",
+    shell_complete=complete.environments,
     help="Also check this environment's database (read-only).",
 )
 @json_option
@@ -80,4 +84,4 @@ def validate_command(state: State, env_name: str | None, as_json: bool) -> None:
     if problems:
         raise Problems(problems)
     if not as_json:
-        click.echo("migplan.yaml is valid; every target resolves.")
+        terminal.report("migplan.yaml is valid; every target resolves.")

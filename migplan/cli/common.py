@@ -10,6 +10,7 @@ from typing import TypeVar
 
 import click
 
+from migplan.cli import terminal
 from migplan.errors import MigplanError
 from migplan.errors import Refused
 
@@ -35,27 +36,36 @@ def one_database(
     return member.name, member.url
 
 
-def shard_of(text: str | None) -> tuple[int, int] | None:
-    from migplan.core.fleet import parse_shard
+SHARDS_KEY = "migplan.shards"
+"""Where `--shards N` waits (cli.options.shard_option) for `--shard auto`."""
 
-    return None if text is None else parse_shard(text)
+
+def shard_of(text: str | None) -> tuple[int, int] | None:
+    """The shard of `--shard TEXT` (with `auto`, from the runner's environment and
+    `--shards`), or None for the whole fleet."""
+    import os
+
+    from migplan.core.fleet import resolve_shard
+
+    shards = click.get_current_context().meta.get(SHARDS_KEY)
+    return resolve_shard(text, shards, os.environ)
 
 
 def finish(result: ApplyResult, *, quiet_when_done: bool = False) -> None:
     """End a run: its failure as the error, else its closing line (on stderr with
-    `quiet_when_done`, where stdout is Alembic's, as for the `db` commands)."""
+    `quiet_when_done`, where stdout is Alembic's, as for the `db` commands; none
+    with -q)."""
     from migplan import render
 
     if not result.ok:
         from migplan.errors import MigrationFailed
 
         raise MigrationFailed(result.failure_message())
-    click.echo(render.apply_outcome(result), err=quiet_when_done)
+    terminal.report(render.apply_outcome(result), err=quiet_when_done)
     if result.audit_error:
-        click.echo(
-            f"Warning: the audit trail could not record the end of this run "
-            f"({result.audit_error}); every step it ran is recorded",
-            err=True,
+        terminal.warning(
+            f"the audit trail could not record the end of this run "
+            f"({result.audit_error}); every step it ran is recorded"
         )
 
 
@@ -77,24 +87,30 @@ def confirm(env: Environment, action: str, yes: bool, *, as_json: bool = False) 
 
 
 def say(message: str) -> None:
-    click.echo(message, err=True)
+    """A notice on stderr (waiting for a lock...): none with -q."""
+    terminal.report(message, err=True)
 
 
 def progress_printer(*, err: bool = False) -> Callable[[Progress], None]:
     """On a terminal, one line per step, rewritten as it ends; elsewhere (logs),
     a line as each step starts and a short one as it ends. With `err` (--json,
-    whose stdout is the document's), on stderr."""
+    whose stdout is the document's), on stderr. With -q, none."""
     from migplan import render
 
     live = (sys.stderr if err else sys.stdout).isatty()
+    style = terminal.style(err=err)
+    if terminal.quiet():
+        return lambda event: None
 
     def show(event: Progress) -> None:
         if event.event == "start":
             click.echo(render.progress_line(event), nl=not live, err=err)
         elif live:
-            click.echo("\r\033[K" + render.progress_line(event), err=err)
+            line = render.progress_line(event, style=style)
+            click.echo("\r\033[K" + line, err=err)
         else:
-            click.echo(render.progress_line(event, short=True), err=err)
+            line = render.progress_line(event, short=True, style=style)
+            click.echo(line, err=err)
 
     return show
 
@@ -129,6 +145,6 @@ def report_failures(failed: dict[str, str], total: int) -> None:
     if len(failed) == total == 1:
         raise MigplanError(next(iter(failed.values())))
     for name, error in failed.items():
-        click.echo(f"Error: {name}: {error}", err=True)
+        terminal.error(f"{name}: {error}")
     if failed:
         raise MigplanError(f"{len(failed)} of {total} databases could not be read")

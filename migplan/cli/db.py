@@ -12,6 +12,8 @@ from typing import TypeVar
 
 import click
 
+from migplan.cli import complete
+from migplan.cli import terminal
 from migplan.cli.app import MigplanGroup
 from migplan.cli.app import State
 from migplan.cli.app import cli
@@ -42,6 +44,7 @@ db_env_option = click.option(
     "--env",
     "env_name",
     default=None,
+    shell_complete=complete.environments,
     help="Environment whose database to use (default: default_env).",
 )
 
@@ -171,11 +174,11 @@ def db_init_command(
         migrations = config_file.parent / "migrations"
     dbcommands.init(migrations, multidb=multidb, template=template, package=package)
     if dbcommands.write_starter_config(config_file, migrations):
-        click.echo(
+        terminal.report(
             f"Wrote {config_file}: edit its environments, then run 'migplan plan'."
         )
     # Alembic's init just said to edit alembic.ini's connection settings
-    click.echo("With migplan, each environment's database URL is in migplan.yaml.")
+    terminal.report("With migplan, each environment's database URL is in migplan.yaml.")
 
 
 def _revision_options(f: F) -> F:
@@ -268,7 +271,7 @@ def db_migrate_command(
 
 @db_group.command("edit")
 @_db_options_decorator
-@click.argument("revision", default="head")
+@complete.revision_argument("head", "head")
 @pass_state
 def db_edit_command(
     state: State, env_name: str | None, directory: str | None, revision: str
@@ -285,7 +288,7 @@ def db_edit_command(
 @click.option("-m", "--message", default=None, help="Merge revision message")
 @branch_label_option
 @rev_id_option
-@click.argument("revisions", nargs=-1)
+@click.argument("revisions", nargs=-1, shell_complete=complete.revisions("heads"))
 @pass_state
 def db_merge_command(
     state: State,
@@ -318,7 +321,7 @@ def db_merge_command(
 @x_arg_option
 @yes_option
 @lock_timeout_option
-@click.argument("revision", default="head")
+@complete.revision_argument("head", "head", "heads")
 @pass_state
 def db_upgrade_command(
     state: State,
@@ -353,7 +356,7 @@ def db_upgrade_command(
 @x_arg_option
 @yes_option
 @lock_timeout_option
-@click.argument("revision", default="-1")
+@complete.revision_argument("-1", "base")
 @pass_state
 def db_downgrade_command(
     state: State,
@@ -431,7 +434,7 @@ def _migrate(
 
 @db_group.command("show")
 @_db_options_decorator
-@click.argument("revision", default="head")
+@complete.revision_argument("head", "head", "base")
 @pass_state
 def db_show_command(
     state: State, env_name: str | None, directory: str | None, revision: str
@@ -544,7 +547,7 @@ def db_current_command(
 )
 @yes_option
 @lock_timeout_option
-@click.argument("revision", default="head")
+@complete.revision_argument("head", "head", "heads", "base")
 @pass_state
 def db_stamp_command(
     state: State,
@@ -580,10 +583,7 @@ def db_stamp_command(
         on_wait=say,
         lock_timeout=lock_timeout,
     )
-    click.echo(
-        f"Stamped {env.name}: {render.heads(before)} -> {render.heads(after)}.",
-        err=True,
-    )
+    say(f"Stamped {env.name}: {render.heads(before)} -> {render.heads(after)}.")
 
 
 @db_group.command("check")

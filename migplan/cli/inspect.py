@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from migplan.cli import terminal
 from migplan.cli.app import State
 from migplan.cli.app import cli
 from migplan.cli.app import json_result
@@ -61,8 +62,8 @@ def log_command(
     else:
         for name, runs in trails.items():
             if len(targets) > 1:
-                click.echo(f"== {name}")
-            click.echo(render.log_text(runs))
+                terminal.report(f"== {name}")
+            terminal.report(render.log_text(runs))
     report_failures(failed, len(targets))
 
 
@@ -92,11 +93,11 @@ def drift_command(
     for name, differences in found.items() if not as_json else ():
         label = env.name if len(targets) == 1 and not env.is_fleet else name
         if differences:
-            click.echo(f"{label}: the database differs from the models:")
+            terminal.report(f"{label}: the database differs from the models:")
             for difference in differences:
-                click.echo(f"  {difference}")
+                terminal.report(f"  {difference}")
         else:
-            click.echo(f"{label}: the database matches the models.")
+            terminal.report(f"{label}: the database matches the models.")
     report_failures(failed, len(targets))
     if any(found.values()):
         raise ChangesPending()
@@ -106,10 +107,11 @@ def drift_command(
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["ascii", "mermaid", "dot"]),
+    type=click.Choice(["ascii", "mermaid", "dot", "svg"]),
     default="ascii",
     show_default=True,
-    help="A terminal drawing, Mermaid (pull requests, docs) or Graphviz DOT.",
+    help="A terminal drawing, Mermaid (pull requests, docs), Graphviz DOT, or SVG "
+    "(drawn by Graphviz's dot, which must be installed).",
 )
 @click.option(
     "--collapse",
@@ -134,16 +136,23 @@ def graph_command(
     project = state.project
     markers, errors = ([], []) if no_databases else planning.positions(project)
     for error in errors:
-        click.echo(f"warning: {error}", err=True)
+        terminal.warning(error)
     if as_json:
         json_result(documents.graph_body(project.graph, markers, errors))
         return
-    draw = {
-        "ascii": drawing.ascii_graph,
-        "mermaid": drawing.mermaid,
-        "dot": drawing.dot,
-    }
-    click.echo(draw[fmt](project.graph, markers, collapse=collapse).rstrip("\n"))
+    graph = project.graph
+    if fmt == "ascii":
+        drawn = drawing.ascii_graph(
+            graph, markers, collapse=collapse, style=terminal.style()
+        )
+        terminal.report(drawn.rstrip("\n"))
+    elif fmt == "svg":
+        from migplan.service import graphviz
+
+        click.echo(graphviz.svg(drawing.dot(graph, markers, collapse=collapse)))
+    else:
+        draw = drawing.mermaid if fmt == "mermaid" else drawing.dot
+        click.echo(draw(graph, markers, collapse=collapse).rstrip("\n"))
 
 
 # -- status / validate -----------------------------------------------------------
@@ -168,4 +177,4 @@ def status_command(state: State, as_json: bool, with_drift: bool) -> None:
     if as_json:
         json_result(documents.status_body(rows))
     else:
-        click.echo(render.status_text(rows))
+        terminal.report(render.status_text(rows))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from migplan.cli import terminal
 from migplan.cli.app import State
 from migplan.cli.app import cli
 from migplan.cli.app import pass_state
@@ -38,7 +39,7 @@ def lint_command(
     failing = {"broken", *(fail_on or DEFAULT_FAIL_ON)}
     files = list(paths) or lint.project_paths(state.project)
     found = lint.lint_paths(files)
-    click.echo(render.lint_text(found, failing))
+    terminal.report(render.lint_text(found, failing, style=terminal.style()))
     failed = [f for _, fs in found for f in fs if f.kind in failing]
     if failed:
         kinds = ", ".join(sorted({f.kind for f in failed}))

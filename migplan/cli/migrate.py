@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from migplan.cli.app import JSON_MODE
+from migplan.cli import complete
+from migplan.cli import terminal
 from migplan.cli.app import State
 from migplan.cli.app import cli
 from migplan.cli.app import json_result
@@ -25,6 +26,7 @@ from migplan.cli.options import json_option
 from migplan.cli.options import lock_timeout_option
 from migplan.cli.options import shard_option
 from migplan.cli.options import yes_option
+from migplan.cli.terminal import JSON_MODE
 from migplan.errors import ChangesPending
 from migplan.errors import MigplanError
 
@@ -42,7 +44,12 @@ PLAN_FORMATS = ("table", "text", "markdown", "json")
 
 
 @cli.command("plan")
-@click.argument("env_names", metavar="[ENV]...", nargs=-1)
+@click.argument(
+    "env_names",
+    metavar="[ENV]...",
+    nargs=-1,
+    shell_complete=complete.environments,
+)
 @click.option(
     "--all",
     "all_envs",
@@ -127,7 +134,7 @@ def plan_command(
         if output == "json":
             json_result(fleet_plan.to_dict())
         else:
-            click.echo(render.fleet_plan_text(fleet_plan))
+            terminal.report(render.fleet_plan_text(fleet_plan, style=terminal.style()))
         if fleet_plan.errors:
             raise MigplanError(
                 f"{len(fleet_plan.errors)} database(s) could not be planned"
@@ -147,14 +154,11 @@ def plan_command(
         chunks = executor.render_sql(project, env, project.graph, plan, url=url)
         click.echo(render.plan_sql(plan, chunks), nl=False)
     else:
-        click.echo(
-            render.plan_lines(plan, shown)
-            if output == "text"
-            else render.plan_text(plan, shown)
-        )
+        show = render.plan_lines if output == "text" else render.plan_text
+        terminal.report(show(plan, shown, style=terminal.style()))
         if out:
             pick = f" --database {database_name}" if database_name else ""
-            click.echo(
+            terminal.report(
                 f"Saved to {out}; apply it with: migplan apply {env.name}{pick} --plan {out}"
             )
     if detailed_exitcode and not plan.up_to_date:
@@ -189,15 +193,16 @@ def plan_review(
     if output == "markdown":
         click.echo(render.plan_markdown(plans), nl=False)
     else:
+        style = terminal.style()
         sections = []
         for item in plans:
             if item.fleet is not None:
-                sections.append(render.fleet_plan_text(item.fleet))
+                sections.append(render.fleet_plan_text(item.fleet, style=style))
             elif item.plan is not None:
                 show = render.plan_lines if output == "text" else render.plan_text
-                sections.append(show(item.plan, item.url))
+                sections.append(show(item.plan, item.url, style=style))
         if sections:
-            click.echo("\n\n".join(sections))
+            terminal.report("\n\n".join(sections))
     failed = [item for item in plans if item.failed]
     if len(plans) == 1 and failed:
         error = failed[0].error
@@ -208,7 +213,7 @@ def plan_review(
         raise MigplanError(error)
     for item in failed:
         if item.error is not None:
-            say(f"Error: {item.environment}: {item.error}")
+            terminal.error(f"{item.environment}: {item.error}")
     if failed:
         raise MigplanError(
             f"{len(failed)} of {len(plans)} environments could not be planned: "
@@ -287,7 +292,7 @@ def apply_command(
     if as_json:
         json_result(documents.apply_body(env.name, shown, plan, rehearse=rehearse))
     else:
-        click.echo(render.plan_text(plan, shown))
+        terminal.report(render.plan_text(plan, shown, style=terminal.style()))
     if plan.up_to_date:
         return
     if rehearse:
@@ -340,7 +345,7 @@ def rehearse_plan(
     if as_json:
         json_result(documents.apply_body(env.name, shown, plan, result, rehearse=True))
     else:
-        click.echo(render.rehearsal_text(result))
+        terminal.report(render.rehearsal_text(result))
     if not result.ok:
         raise MigplanError(render.rehearsal_failure(result))
 
@@ -361,13 +366,16 @@ def apply_fleet(
     if as_json:
         json_result(documents.fleet_apply_body(fleet_plan))
     else:
-        click.echo(render.fleet_plan_text(fleet_plan))
+        terminal.report(render.fleet_plan_text(fleet_plan, style=terminal.style()))
     if fleet_plan.up_to_date:
         return
     confirm(env, "apply", yes, as_json=as_json)
     live = (sys.stderr if as_json else sys.stdout).isatty()
+    quiet = terminal.quiet()
 
     def show(result: MemberResult, done: int, total: int) -> None:
+        if quiet:
+            return
         line = render.fleet_progress(result, done, total)
         click.echo(("\r\033[K" + line) if live else line, nl=not live, err=as_json)
 
@@ -375,11 +383,11 @@ def apply_fleet(
         project, env, shard=shard, on_result=show, lock_timeout=lock_timeout
     )
     if live:
-        click.echo(err=as_json)
+        terminal.report(err=as_json)
     if as_json:
         json_result(documents.fleet_apply_body(fleet_plan, outcome))
     else:
-        click.echo(render.fleet_summary(outcome))
+        terminal.report(render.fleet_summary(outcome))
     if not outcome.ok:
         raise MigplanError(outcome.failure_message())
 
@@ -389,7 +397,13 @@ def apply_fleet(
 
 @cli.command("rollback")
 @env_argument
-@click.option("--to", "to", metavar="REV", help="Revision to go back to (or 'base').")
+@click.option(
+    "--to",
+    "to",
+    metavar="REV",
+    shell_complete=complete.revisions("base"),
+    help="Revision to go back to (or 'base').",
+)
 @click.option(
     "--steps", type=click.IntRange(min=1), help="Number of migrations to undo."
 )
@@ -434,7 +448,7 @@ def rollback_command(
     if as_json:
         json_result(documents.rollback_body(env.name, shown, plan, dry_run=dry_run))
     else:
-        click.echo(render.plan_text(plan, shown))
+        terminal.report(render.plan_text(plan, shown, style=terminal.style()))
     violations = policy.check_rollback(plan, env)
     if violations:
         raise PolicyViolation(policy.refusal(violations, "rollback"))
@@ -504,7 +518,7 @@ def resolve_command(
     if as_json:
         json_result(documents.resolve_body(env.name, shown, outcome, run, heads))
         return
-    click.echo(
+    terminal.report(
         f"Resolved {run.dirty_direction} {run.dirty_revision} as {outcome}; "
         f"{env.name} is at {render.heads(heads)}."
     )

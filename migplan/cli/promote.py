@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from migplan.cli import complete
+from migplan.cli import terminal
 from migplan.cli.app import State
 from migplan.cli.app import cli
 from migplan.cli.app import json_result
@@ -17,8 +19,8 @@ if TYPE_CHECKING:
 
 
 @cli.command("promote")
-@click.argument("source")
-@click.argument("destination")
+@click.argument("source", shell_complete=complete.environments)
+@click.argument("destination", shell_complete=complete.environments)
 @json_option
 @pass_state
 def promote_command(state: State, source: str, destination: str, as_json: bool) -> None:
@@ -40,7 +42,7 @@ def promote_command(state: State, source: str, destination: str, as_json: bool) 
             documents.promote_body(project.path.name, source, env.name, before, heads)
         )
     else:
-        click.echo(
+        terminal.report(
             f"{project.path.name}: {env.name}.target: {env.target_text} -> {' '.join(heads)}"
         )
     project = config.load_config(project.path)
@@ -56,7 +58,7 @@ def promote_command(state: State, source: str, destination: str, as_json: bool) 
                 )
             )
         else:
-            click.echo(render.fleet_plan_text(fleet_plan))
+            terminal.report(render.fleet_plan_text(fleet_plan, style=terminal.style()))
         return
     plan = planning.plan(project, env)
     if as_json:
@@ -66,4 +68,4 @@ def promote_command(state: State, source: str, destination: str, as_json: bool) 
             )
         )
     else:
-        click.echo(render.plan_text(plan, env.url.display))
+        terminal.report(render.plan_text(plan, env.url.display, style=terminal.style()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Literal
@@ -27,15 +28,99 @@ class Member:
     schema: str | None = None
 
 
-def parse_shard(text: str) -> Shard:
-    """Read ``i/n`` (1 <= i <= n)."""
+def parse_shard(text: str, source: str = "--shard") -> Shard:
+    """Read ``i/n`` (1 <= i <= n); `source` names where it came from, in errors."""
     try:
         i, n = (int(part) for part in text.split("/"))
     except ValueError:
-        raise ConfigError(f"--shard {text!r}: expected i/n, e.g. 2/8") from None
+        raise ConfigError(f"{source} {text!r}: expected i/n, e.g. 2/8") from None
     if not 1 <= i <= n:
-        raise ConfigError(f"--shard {text!r}: i must be between 1 and n")
+        raise ConfigError(f"{source} {text!r}: i must be between 1 and n")
     return i, n
+
+
+AUTO = "auto"
+"""`--shard auto`: the shard the runner's environment gives."""
+SHARD_VAR = "MIGPLAN_SHARD"
+"""An explicit ``i/n``, 1-based as `--shard` (a CI matrix)."""
+INDEX_VAR = "JOB_COMPLETION_INDEX"
+"""A Kubernetes Indexed Job's pod index, 0-based: shard index + 1."""
+COUNT_VAR = "MIGPLAN_SHARDS"
+"""How many shards, beside an index that does not say (`--shards N`)."""
+
+
+def resolve_shard(
+    text: str | None, shards: str | None, environ: Mapping[str, str]
+) -> Shard | None:
+    """The shard of `--shard TEXT` (None: the whole fleet) and `--shards N`; with
+    ``auto``, from the runner's `environ`: ``MIGPLAN_SHARD=i/n``, or
+    ``JOB_COMPLETION_INDEX`` with a count from `--shards` or ``MIGPLAN_SHARDS``.
+    Whatever is given must agree; an empty variable counts as unset."""
+    if text != AUTO:
+        if shards is not None:
+            raise ConfigError(
+                f"--shards {shards} goes with --shard auto"
+                + ("" if text is None else f", not --shard {text}")
+            )
+        return None if text is None else parse_shard(text)
+    # every source of an index (1-based) and of a count, by name
+    indexes: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    if shards is not None:
+        counts["--shards"] = _count(shards, "--shards")
+    if environ.get(COUNT_VAR):
+        counts[COUNT_VAR] = _count(environ[COUNT_VAR], f"--shard auto: {COUNT_VAR}")
+    if environ.get(SHARD_VAR):
+        i, n = parse_shard(environ[SHARD_VAR], f"--shard auto: {SHARD_VAR}")
+        indexes[SHARD_VAR], counts[SHARD_VAR] = i, n
+    if environ.get(INDEX_VAR):
+        indexes[INDEX_VAR] = _job_index(environ[INDEX_VAR]) + 1
+    if not indexes:
+        raise ConfigError(
+            f"--shard auto: no shard in the environment: set {SHARD_VAR}=i/n "
+            f"(1-based), or run as a Kubernetes Indexed Job ({INDEX_VAR}) "
+            "with --shards N"
+        )
+    said = _each({k: environ[k] if k == SHARD_VAR else v for k, v in counts.items()})
+    if len(set(counts.values())) > 1:
+        raise ConfigError(f"--shard auto: the shard counts disagree: {said}")
+    if not counts:
+        raise ConfigError(
+            f"--shard auto: {INDEX_VAR}={environ[INDEX_VAR]} but no shard count: "
+            f"pass --shards N or set {COUNT_VAR}"
+        )
+    n = next(iter(counts.values()))
+    if indexes.get(INDEX_VAR, 0) > n:
+        raise ConfigError(
+            f"--shard auto: {INDEX_VAR}={environ[INDEX_VAR]} is not below the "
+            f"shard count {n} ({said}); it counts from 0"
+        )
+    if len(set(indexes.values())) > 1:
+        shown_index = {
+            SHARD_VAR: environ[SHARD_VAR],
+            INDEX_VAR: f"{environ[INDEX_VAR]} (shard {indexes[INDEX_VAR]}/{n})",
+        }
+        raise ConfigError(f"--shard auto: the shards disagree: {_each(shown_index)}")
+    i = next(iter(indexes.values()))
+    return i, n
+
+
+def _count(text: str, source: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise ConfigError(f"{source} {text!r}: expected a number of shards, e.g. 8")
+    return int(text)
+
+
+def _job_index(text: str) -> int:
+    if not (text.isascii() and text.isdigit()):
+        raise ConfigError(
+            f"--shard auto: {INDEX_VAR} {text!r}: expected a number, 0 or more"
+        )
+    return int(text)
+
+
+def _each(values: Mapping[str, object]) -> str:
+    return ", ".join(f"{name} {value}" for name, value in values.items())
 
 
 def in_shard(member: Member, shard: Shard | None) -> bool:

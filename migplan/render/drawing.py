@@ -7,9 +7,13 @@ under the roots when an environment stands at base.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from migplan.render.style import Style
+from migplan.render.style import plain
 
 if TYPE_CHECKING:
     from migplan.core.graph import RevisionGraph
@@ -152,8 +156,10 @@ def _depends_text(graph: RevisionGraph, rev: str) -> str:
     return f" (depends on {', '.join(shown)})"
 
 
-def _text(graph: RevisionGraph, view: _View, node: str) -> str:
-    """Return the words of one ASCII line."""
+def _text(
+    graph: RevisionGraph, view: _View, node: str, paint: Callable[[str], str]
+) -> str:
+    """Return the words of one ASCII line, each marker through `paint`."""
     if node in view.hidden:
         return _revisions(view.hidden[node])
     if node == _BASE:
@@ -162,19 +168,29 @@ def _text(graph: RevisionGraph, view: _View, node: str) -> str:
         message = graph.get(node).message
         text = _short(node) + (f" {message}" if message else "")
         text += _depends_text(graph, node)
-    return text + "".join(f" [{label}]" for label in view.marks.get(node, ()))
+    return text + "".join(f" {paint(label)}" for label in view.marks.get(node, ()))
 
 
 def ascii_graph(
-    graph: RevisionGraph, markers: Sequence[Marker], *, collapse: int = 8
+    graph: RevisionGraph,
+    markers: Sequence[Marker],
+    *,
+    collapse: int = 8,
+    style: Style = plain,
 ) -> str:
     """Return the graph drawn like ``git log --graph``, newest revision first.
 
     One line per revision (``*``) or collapsed run (``:``), with lines between
     them where lanes fork, join or move; an empty line (or one of bare lanes)
-    keeps a history that starts below a root from reading as its parent.
+    keeps a history that starts below a root from reading as its parent. Each
+    marker goes through `style`, as the kind it is (current or target).
     """
     view = _view(graph, markers, collapse)
+    kinds = {marker.label: marker.kind for marker in markers}
+
+    def paint(label: str) -> str:
+        return style(f"[{label}]", kinds[label])
+
     lines: list[str] = []
     lanes: list[str] = []  # the node each lane leads down to
     ended = -1  # the column of a lane that ended on the line above
@@ -198,13 +214,14 @@ def ascii_graph(
         width = 2 * max(len(lanes), len(after))
         row = ["|"] * len(lanes)
         row[col] = ":" if node in view.hidden else "*"
-        lines.append(" ".join(row).ljust(width) + _text(graph, view, node))
+        lines.append(" ".join(row).ljust(width) + _text(graph, view, node, paint))
         moves = _moves(edges, width) if edges else []
         lines += moves
         ended = col if not parents and not moves else -1
         lanes = after
     lines += [
-        f"? {_short(rev)} (not in the graph) [{label}]" for rev, label in view.missing
+        f"{style('?', 'warning')} {_short(rev)} (not in the graph) {paint(label)}"
+        for rev, label in view.missing
     ]
     return "\n".join(lines)
 

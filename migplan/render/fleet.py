@@ -10,12 +10,16 @@ if TYPE_CHECKING:
     from migplan.core.fleet import MemberResult
 
 
+from migplan.render.style import Style
+from migplan.render.style import plain
 from migplan.render.text import heads
+from migplan.render.text import steps_table
 from migplan.render.text import table
 
 
-def fleet_plan_text(plan: FleetPlan) -> str:
-    """Return a fleet's plan: its databases grouped by where they are."""
+def fleet_plan_text(plan: FleetPlan, *, style: Style = plain) -> str:
+    """Return a fleet's plan: its databases grouped by where they are (flags
+    through `style`)."""
     target = " ".join(plan.target)
     lines = [
         f"Environment: {plan.environment} ({plan.size} database"
@@ -45,11 +49,7 @@ def fleet_plan_text(plan: FleetPlan) -> str:
             f" and {len(names) - 5} more" if len(names) > 5 else ""
         )
         lines += ["", f"From {heads(group.current)} ({shown}):"]
-        rows = [
-            [str(i), s.revision, s.direction, s.message, ", ".join(s.flags)]
-            for i, s in enumerate(group.plan.steps, start=1)
-        ]
-        lines.append(table(["#", "Revision", "Direction", "Message", "Flags"], rows))
+        lines.append(steps_table(group.plan.steps, style))
     for error in plan.errors:
         lines += [
             "",

@@ -6,17 +6,24 @@ from collections.abc import Collection
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from migplan.render.style import Style
+from migplan.render.style import plain
+
 if TYPE_CHECKING:
     from migplan.core.lint import Finding
 
 
 def lint_text(
-    found: Sequence[tuple[str, Sequence[Finding]]], failing: Collection[str]
+    found: Sequence[tuple[str, Sequence[Finding]]],
+    failing: Collection[str],
+    *,
+    style: Style = plain,
 ) -> str:
     """Return ``path:line: kind: operation`` for every finding, those of a kind
-    not in `failing` marked as warnings, then a closing line."""
+    not in `failing` marked as warnings, then a closing line (kinds through
+    `style`)."""
     lines = [
-        f"{path}{f':{f.line}' if f.line else ''}: {f.kind}: {f.operation}"
+        f"{path}{f':{f.line}' if f.line else ''}: {style(f.kind, f.kind)}: {f.operation}"
         + ("" if f.kind in failing else " (warning)")
         for path, findings in found
         for f in findings

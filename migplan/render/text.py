@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from migplan.core.policy import REFUSAL
 from migplan.render.documents import document
+from migplan.render.style import Style
+from migplan.render.style import plain
 
 if TYPE_CHECKING:
     from migplan.core.planner import Plan
@@ -21,17 +24,44 @@ def heads(revisions: Sequence[str]) -> str:
 
 
 def table(
-    header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  "
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    indent: str = "  ",
+    *,
+    painted: Sequence[Sequence[str]] | None = None,
 ) -> str:
-    """Return rows as aligned columns under a header."""
+    """Return rows as aligned columns under a header. `painted`: the same rows
+    with styled cells, aligned by the width of the plain ones."""
     widths = [len(h) for h in header]
     for row in rows:
         widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
     lines = []
-    for row in [header, *rows]:
-        cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=True)]
+    for row, shown in [(header, header), *zip(rows, painted or rows, strict=True)]:
+        cells = [
+            cell + " " * (w - len(text))
+            for text, cell, w in zip(row, shown, widths, strict=True)
+        ]
         lines.append((indent + "  ".join(cells)).rstrip())
     return "\n".join(lines)
+
+
+def steps_table(steps: Sequence[Step], style: Style = plain) -> str:
+    """Return the steps in columns: number, revision, direction, message, flags."""
+    rows = [
+        [str(i), s.revision, s.direction, s.message, ", ".join(s.flags)]
+        for i, s in enumerate(steps, start=1)
+    ]
+    painted = [
+        [*row[:-1], ", ".join(style(flag, flag) for flag in s.flags)]
+        for row, s in zip(rows, steps, strict=True)
+    ]
+    header = ["#", "Revision", "Direction", "Message", "Flags"]
+    return table(header, rows, painted=painted)
+
+
+def note_line(note: str, style: Style = plain) -> str:
+    """Return ``Note: ...``, a note that apply refuses the plan styled as one."""
+    return "Note: " + (style(note, "refusal") if note.startswith(REFUSAL) else note)
 
 
 def step_label(step: Step) -> str:
@@ -40,8 +70,8 @@ def step_label(step: Step) -> str:
     return f"{step.direction} {step.revision}{message}"
 
 
-def plan_text(plan: Plan, url: str = "") -> str:
-    """Return the plan as a readable table."""
+def plan_text(plan: Plan, url: str = "", *, style: Style = plain) -> str:
+    """Return the plan as a readable table (flags and refusals through `style`)."""
     where = f" ({url})" if url else ""
     target = " ".join(plan.target)
     lines = [
@@ -51,18 +81,14 @@ def plan_text(plan: Plan, url: str = "") -> str:
         + (f" -> {heads(plan.after)}" if heads(plan.after) != target else ""),
         "",
     ]
-    lines += [f"Note: {note}" for note in plan.notes]
+    lines += [note_line(note, style) for note in plan.notes]
     lines += [""] if plan.notes else []
     if plan.up_to_date:
         lines.append(f"{plan.environment} is up to date.")
         return "\n".join(lines)
-    rows = [
-        [str(i), s.revision, s.direction, s.message, ", ".join(s.flags)]
-        for i, s in enumerate(plan.steps, start=1)
-    ]
-    lines.append(table(["#", "Revision", "Direction", "Message", "Flags"], rows))
+    lines.append(steps_table(plan.steps, style))
     details = [
-        f"  {i}. {f.kind}: {f.operation}"
+        f"  {i}. {style(f.kind, f.kind)}: {f.operation}"
         + (f" ({s.path}:{f.line})" if f.line else f" ({s.path})")
         for i, s in enumerate(plan.steps, start=1)
         for f in s.findings
@@ -73,7 +99,7 @@ def plan_text(plan: Plan, url: str = "") -> str:
     return "\n".join(lines)
 
 
-def plan_lines(plan: Plan, url: str = "") -> str:
+def plan_lines(plan: Plan, url: str = "", *, style: Style = plain) -> str:
     """Return the plan as plain lines, one per step and no columns: for logs and
     chat, where a wide table wraps."""
     where = f" ({url})" if url else ""
@@ -82,13 +108,15 @@ def plan_lines(plan: Plan, url: str = "") -> str:
         f" (target {' '.join(plan.target)})"
     ]
     for i, step in enumerate(plan.steps, start=1):
-        flags = f" [{', '.join(step.flags)}]" if step.flags else ""
+        flags = ", ".join(style(flag, flag) for flag in step.flags)
+        flags = f" [{flags}]" if flags else ""
         lines.append(f"{i}. {step_label(step)}{flags}")
         lines += [
-            f"   {step.path}{f':{f.line}' if f.line else ''}: {f.kind}: {f.operation}"
+            f"   {step.path}{f':{f.line}' if f.line else ''}: "
+            f"{style(f.kind, f.kind)}: {f.operation}"
             for f in step.findings
         ]
-    lines += [f"Note: {note}" for note in plan.notes]
+    lines += [note_line(note, style) for note in plan.notes]
     lines.append(
         f"{plan.environment} is up to date."
         if plan.up_to_date
@@ -126,7 +154,7 @@ def plan_sql(plan: Plan, chunks: Sequence[str]) -> str:
     return "\n".join(out)
 
 
-def progress_line(event: Progress, *, short: bool = False) -> str:
+def progress_line(event: Progress, *, short: bool = False, style: Style = plain) -> str:
     """Return one line for a step starting, ending or failing; `short` ends name
     only the step's number, for logs where its start line stands just above."""
     prefix = "revert " if event.phase == "revert" else ""
@@ -136,7 +164,7 @@ def progress_line(event: Progress, *, short: bool = False) -> str:
         return f"{counter} {prefix}{step_label(event.step)} ..."
     if event.event == "done":
         return f"{head} done in {event.seconds:.2f}s"
-    return f"{head} FAILED after {event.seconds:.2f}s"
+    return f"{head} {style('FAILED', 'failed')} after {event.seconds:.2f}s"
 
 
 def apply_outcome(result: ApplyResult) -> str:
