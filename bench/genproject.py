@@ -15,7 +15,13 @@ import hashlib
 import sys
 from pathlib import Path
 
-ENV_PY = Path(__file__).resolve().parent.parent / "migplan" / "templates" / "migplan" / "env.py"
+ENV_PY = (
+    Path(__file__).resolve().parent.parent
+    / "migplan"
+    / "templates"
+    / "migplan"
+    / "env.py"
+)
 
 REVISION = '''"""{message}
 
@@ -125,7 +131,8 @@ def generate(
         f"sqlalchemy.url = sqlite:///%(here)s/{db_file}\n"
     )
     envs = "".join(
-        f"  env{i}:\n    url: sqlite:///env{i}.db\n    target: heads\n" for i in range(10)
+        f"  env{i}:\n    url: sqlite:///env{i}.db\n    target: heads\n"
+        for i in range(10)
     )
     app_line = ""
     if shape == "app":
@@ -178,8 +185,12 @@ def generate(
         down_text = ", ".join(down) if isinstance(down, tuple) else (down or "")
         (versions / f"{rev}_{message.replace(' ', '_')}.py").write_text(
             REVISION.format(
-                message=message, rev=rev, down=down, down_text=down_text,
-                upgrade=upgrade, downgrade=downgrade,
+                message=message,
+                rev=rev,
+                down=down,
+                down_text=down_text,
+                upgrade=upgrade,
+                downgrade=downgrade,
             )
         )
     return root
@@ -187,6 +198,7 @@ def generate(
 
 if __name__ == "__main__":
     generate(
-        Path(sys.argv[1]), int(sys.argv[2]),
+        Path(sys.argv[1]),
+        int(sys.argv[2]),
         shape=sys.argv[3] if len(sys.argv) > 3 else "plain",
     )

@@ -38,8 +38,11 @@ from run import stamp  # noqa: E402
 def cpu(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, int]:
     started = time.perf_counter()
     proc = subprocess.Popen(
-        args, cwd=cwd, env={**os.environ, **env},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        args,
+        cwd=cwd,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - started
@@ -87,12 +90,19 @@ def top(session_file: Path, prefix: str, count: int) -> list[tuple[float, str]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--shape", choices=SHAPES, default="app")
     parser.add_argument("--apply-size", type=int, default=1000)
     parser.add_argument("--plan-size", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=None, help="where the profiles go (default: a temp folder, kept)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where the profiles go (default: a temp folder, kept)",
+    )
     parser.add_argument("--top", type=int, default=25)
     options = parser.parse_args()
     try:
@@ -108,43 +118,76 @@ def main() -> None:
     migplan_pkg = str(Path(__import__("migplan").__file__).parent)
     try:
         big, small = options.apply_size, max(1, options.apply_size // 10)
-        roots = {n: generate(work / f"a{n}", n, shape=options.shape) for n in (small, big)}
+        roots = {
+            n: generate(work / f"a{n}", n, shape=options.shape) for n in (small, big)
+        }
         db = dbdir / "apply.db"
         apply_env = {**env, "BENCH_URL": f"sqlite:///{db}"}
         results: dict[tuple[str, int], list[tuple[float, float, int]]] = {}
         for _ in range(options.repeat):
             for n, root in roots.items():
                 cmds = {
-                    "migplan apply": [*MIGPLAN, "-c", str(apply_config(root, options.shape)), "apply", "fresh"],
-                    "alembic upgrade heads": [*ALEMBIC, "-c", str(apply_ini(root, db)), "upgrade", "heads"],
+                    "migplan apply": [
+                        *MIGPLAN,
+                        "-c",
+                        str(apply_config(root, options.shape)),
+                        "apply",
+                        "fresh",
+                    ],
+                    "alembic upgrade heads": [
+                        *ALEMBIC,
+                        "-c",
+                        str(apply_ini(root, db)),
+                        "upgrade",
+                        "heads",
+                    ],
                 }
                 for name, args in cmds.items():
                     for old in dbdir.glob("apply.db*"):
                         old.unlink()
                     results.setdefault((name, n), []).append(cpu(args, root, apply_env))
-        print(f"shape {options.shape}; databases in {dbdir} (fsync {'free' if dbdir.parent == shm else 'paid'})")
-        print(f"{'command':24} {'CPU ' + str(small):>9} {'CPU ' + str(big):>9}  {'ms/step':>8} {'ms/run':>7}  {'peak MB':>7}")
+        print(
+            f"shape {options.shape}; databases in {dbdir} (fsync {'free' if dbdir.parent == shm else 'paid'})"
+        )
+        print(
+            f"{'command':24} {'CPU ' + str(small):>9} {'CPU ' + str(big):>9}  {'ms/step':>8} {'ms/run':>7}  {'peak MB':>7}"
+        )
         for name in ("migplan apply", "alembic upgrade heads"):
             c_small = statistics.median(r[0] for r in results[(name, small)])
             c_big = statistics.median(r[0] for r in results[(name, big)])
             slope = (c_big - c_small) / (big - small)
             rss = max(r[2] for r in results[(name, big)]) / 1024
-            print(f"{name:24} {c_small:8.3f}s {c_big:8.3f}s  {slope * 1000:8.3f} {(c_small - small * slope) * 1000:7.0f}  {rss:7.0f}")
+            print(
+                f"{name:24} {c_small:8.3f}s {c_big:8.3f}s  {slope * 1000:8.3f} {(c_small - small * slope) * 1000:7.0f}  {rss:7.0f}"
+            )
 
         root = roots[big]
         for old in dbdir.glob("apply.db*"):
             old.unlink()
         profile = out / f"apply-{options.shape}-{big}"
-        _pyinstrument(profile, [*MIGPLAN, "-c", str(apply_config(root, options.shape)), "apply", "fresh"], root, apply_env)
-        plan_root = generate(work / f"p{options.plan_size}", options.plan_size, shape=options.shape)
+        _pyinstrument(
+            profile,
+            [*MIGPLAN, "-c", str(apply_config(root, options.shape)), "apply", "fresh"],
+            root,
+            apply_env,
+        )
+        plan_root = generate(
+            work / f"p{options.plan_size}", options.plan_size, shape=options.shape
+        )
         stamp(plan_root / "bench.db", near_head(plan_root))
         for _ in range(2):  # warm the cache
             cpu([*MIGPLAN, "plan", "dev"], plan_root, env)
         plan_profile = out / f"plan-warm-{options.shape}-{options.plan_size}"
-        _pyinstrument(plan_profile, [*MIGPLAN, "plan", "dev"], plan_root, env, interval="0.0001")
+        _pyinstrument(
+            plan_profile, [*MIGPLAN, "plan", "dev"], plan_root, env, interval="0.0001"
+        )
         for title, session in (("apply", profile), ("warm plan", plan_profile)):
-            print(f"\n{title}: heaviest migplan functions (inclusive s; {session}.html)")
-            for seconds, name in top(session.with_suffix(".pyisession"), migplan_pkg, options.top):
+            print(
+                f"\n{title}: heaviest migplan functions (inclusive s; {session}.html)"
+            )
+            for seconds, name in top(
+                session.with_suffix(".pyisession"), migplan_pkg, options.top
+            ):
                 print(f"  {seconds:7.3f}  {name}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -152,20 +195,51 @@ def main() -> None:
             shutil.rmtree(dbdir, ignore_errors=True)
 
 
-def _pyinstrument(base: Path, args: list[str], cwd: Path, env: dict[str, str], interval: str = "0.0005") -> None:
+def _pyinstrument(
+    base: Path,
+    args: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    interval: str = "0.0005",
+) -> None:
     """Profile a command: a session (for `top`), HTML and text renderings."""
     module = args[2:] if args[:2] == [sys.executable, "-m"] else None
     command = ["-m", *module] if module else args
     session = base.with_suffix(".pyisession")
     subprocess.run(
-        [sys.executable, "-m", "pyinstrument", "-i", interval, "-r", "session", "-o", str(session), *command],
-        cwd=cwd, env={**os.environ, **env}, check=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "pyinstrument",
+            "-i",
+            interval,
+            "-r",
+            "session",
+            "-o",
+            str(session),
+            *command,
+        ],
+        cwd=cwd,
+        env={**os.environ, **env},
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     for renderer, suffix in (("html", ".html"), ("text", ".txt")):
         subprocess.run(
-            [sys.executable, "-m", "pyinstrument", "--load", str(session), "-r", renderer, "-o", str(base.with_suffix(suffix))],
-            check=True, stdout=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "pyinstrument",
+                "--load",
+                str(session),
+                "-r",
+                renderer,
+                "-o",
+                str(base.with_suffix(suffix)),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
 
 

@@ -69,8 +69,11 @@ def run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> Sample
     """Run a command to completion; return its wall time and peak memory."""
     started = time.perf_counter()
     proc = subprocess.Popen(
-        args, cwd=cwd, env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        args,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started
@@ -91,7 +94,10 @@ def median(samples: list[Sample]) -> Sample:
 
 
 def measure(
-    repeat: int, args: list[str], cwd: Path, before: Callable[[], None] | None = None,
+    repeat: int,
+    args: list[str],
+    cwd: Path,
+    before: Callable[[], None] | None = None,
     env: dict[str, str] | None = None,
 ) -> Sample:
     samples = []
@@ -125,7 +131,9 @@ def stamp(db: Path, revision: str) -> None:
     """Put a SQLite database at `revision` without running anything."""
     db.unlink(missing_ok=True)
     with sqlite3.connect(db) as conn:
-        conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)")
+        conn.execute(
+            "CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)"
+        )
         conn.execute("INSERT INTO alembic_version VALUES (?)", (revision,))
 
 
@@ -165,15 +173,29 @@ class Row:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shape", choices=[*SHAPES, "both"], default="both",
-                        help="project shape: with a Flask app in migplan.yaml, without, or both (default)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--shape",
+        choices=[*SHAPES, "both"],
+        default="both",
+        help="project shape: with a Flask app in migplan.yaml, without, or both (default)",
+    )
     parser.add_argument("--sizes", default="100,1000,5000")
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--apply-repeat", type=int, default=None,
-                        help="runs of each apply (default: --repeat)")
-    parser.add_argument("--apply-sizes", default="100,1000", help="sizes for the apply benchmark")
-    parser.add_argument("--no-pg", action="store_true", help="skip PostgreSQL even if reachable")
+    parser.add_argument(
+        "--apply-repeat",
+        type=int,
+        default=None,
+        help="runs of each apply (default: --repeat)",
+    )
+    parser.add_argument(
+        "--apply-sizes", default="100,1000", help="sizes for the apply benchmark"
+    )
+    parser.add_argument(
+        "--no-pg", action="store_true", help="skip PostgreSQL even if reachable"
+    )
     options = parser.parse_args()
     # killed (SIGTERM): still drop the PostgreSQL database and the temp folder
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -194,12 +216,39 @@ def main() -> None:
         help_p = measure(repeat, [*MIGPLAN, "plan", "--help"], work)
         help_a = measure(repeat, [*ALEMBIC, "--help"], work)
         help_f = measure(repeat, [*FLASK, "--app", "fapp", "db", "--help"], flask_dir)
-        rows.append(Row("-", "migplan --help", "-", help_m, help_f, "flask db --help", "<= 1/3", help_m.seconds <= help_f.seconds / 3))
-        rows.append(Row("-", "migplan plan --help", "-", help_p, help_f, "flask db --help", "<= 1/3", help_p.seconds <= help_f.seconds / 3))
+        rows.append(
+            Row(
+                "-",
+                "migplan --help",
+                "-",
+                help_m,
+                help_f,
+                "flask db --help",
+                "<= 1/3",
+                help_m.seconds <= help_f.seconds / 3,
+            )
+        )
+        rows.append(
+            Row(
+                "-",
+                "migplan plan --help",
+                "-",
+                help_p,
+                help_f,
+                "flask db --help",
+                "<= 1/3",
+                help_p.seconds <= help_f.seconds / 3,
+            )
+        )
         rows.append(Row("-", "migplan --help", "-", help_m, help_a, "alembic --help"))
         for shape in shapes:
             found = bench_shape(
-                shape, work / shape, sizes, apply_sizes, repeat, apply_repeat,
+                shape,
+                work / shape,
+                sizes,
+                apply_sizes,
+                repeat,
+                apply_repeat,
                 pg_db if pg else None,
             )
             rows += found
@@ -219,8 +268,13 @@ def main() -> None:
 
 
 def bench_shape(
-    shape: str, work: Path, sizes: list[int], apply_sizes: list[int], repeat: int,
-    apply_repeat: int, pg_db: str | None,
+    shape: str,
+    work: Path,
+    sizes: list[int],
+    apply_sizes: list[int],
+    repeat: int,
+    apply_repeat: int,
+    pg_db: str | None,
 ) -> list[Row]:
     rows: list[Row] = []
     cache = work / "cache"
@@ -239,22 +293,95 @@ def bench_shape(
         plan_cold = measure(repeat, [*MIGPLAN, "plan", "dev"], root, cold, env)
         run([*MIGPLAN, "plan", "dev"], root, env)
         plan_warm, alembic_heads = turns(
-            repeat, Cmd([*MIGPLAN, "plan", "dev"], root, env=env), Cmd([*ALEMBIC, "heads"], root)
+            repeat,
+            Cmd([*MIGPLAN, "plan", "dev"], root, env=env),
+            Cmd([*ALEMBIC, "heads"], root),
         )
-        rows.append(Row(shape, "plan, cold (no cache)", label, plan_cold, alembic_heads, "alembic heads", "<= 1x", plan_cold.seconds <= alembic_heads.seconds))
-        rows.append(Row(shape, "plan, warm", label, plan_warm, alembic_heads, "alembic heads", "<= 0.20x" if size >= 5000 else ""))
+        rows.append(
+            Row(
+                shape,
+                "plan, cold (no cache)",
+                label,
+                plan_cold,
+                alembic_heads,
+                "alembic heads",
+                "<= 1x",
+                plan_cold.seconds <= alembic_heads.seconds,
+            )
+        )
+        rows.append(
+            Row(
+                shape,
+                "plan, warm",
+                label,
+                plan_warm,
+                alembic_heads,
+                "alembic heads",
+                "<= 0.20x" if size >= 5000 else "",
+            )
+        )
         if size >= 5000:
             rows[-1].ok = plan_warm.seconds <= alembic_heads.seconds * 0.20
-        sql = measure(max(1, repeat // 2), [*ALEMBIC, "upgrade", f"{target}:head", "--sql"], root)
-        rows.append(Row(shape, "plan, warm", label, plan_warm, sql, "alembic upgrade --sql (same steps)"))
-        rows.append(Row(shape, "plan peak memory", label, plan_warm, alembic_heads, "alembic heads", "<= 1x (RSS)", memory=True))
-        rows[-1].ok = max(plan_cold.max_rss_kb, plan_warm.max_rss_kb) <= alembic_heads.max_rss_kb
+        sql = measure(
+            max(1, repeat // 2), [*ALEMBIC, "upgrade", f"{target}:head", "--sql"], root
+        )
+        rows.append(
+            Row(
+                shape,
+                "plan, warm",
+                label,
+                plan_warm,
+                sql,
+                "alembic upgrade --sql (same steps)",
+            )
+        )
+        rows.append(
+            Row(
+                shape,
+                "plan peak memory",
+                label,
+                plan_warm,
+                alembic_heads,
+                "alembic heads",
+                "<= 1x (RSS)",
+                memory=True,
+            )
+        )
+        rows[-1].ok = (
+            max(plan_cold.max_rss_kb, plan_warm.max_rss_kb) <= alembic_heads.max_rss_kb
+        )
 
-        status_one = measure(repeat, [*MIGPLAN, "-c", str(_one_env(root, shape)), "status"], root, env=env)
+        status_one = measure(
+            repeat,
+            [*MIGPLAN, "-c", str(_one_env(root, shape)), "status"],
+            root,
+            env=env,
+        )
         status_ten = measure(repeat, [*MIGPLAN, "status"], root, env=env)
-        rows.append(Row(shape, "status, 11 envs", label, status_ten, status_one, "migplan status, 1 env", "<= 2x", status_ten.seconds <= 2 * status_one.seconds))
+        rows.append(
+            Row(
+                shape,
+                "status, 11 envs",
+                label,
+                status_ten,
+                status_one,
+                "migplan status, 1 env",
+                "<= 2x",
+                status_ten.seconds <= 2 * status_one.seconds,
+            )
+        )
         current = measure(max(1, repeat // 2), [*ALEMBIC, "current"], root)
-        rows.append(Row(shape, "status, 1 env", label, status_one, current, "alembic current", "<= 1/20" if size >= 5000 else ""))
+        rows.append(
+            Row(
+                shape,
+                "status, 1 env",
+                label,
+                status_one,
+                current,
+                "alembic current",
+                "<= 1/20" if size >= 5000 else "",
+            )
+        )
         if size >= 5000:
             rows[-1].ok = status_one.seconds <= current.seconds / 20
 
@@ -271,13 +398,36 @@ def bench_shape(
             ini = _apply_ini(root, fresh)
             apply_m, apply_a = turns(
                 apply_repeat,
-                Cmd([*MIGPLAN, "-c", str(cfg), "apply", "fresh"], root, reset, apply_env),
+                Cmd(
+                    [*MIGPLAN, "-c", str(cfg), "apply", "fresh"], root, reset, apply_env
+                ),
                 Cmd([*ALEMBIC, "-c", str(ini), "upgrade", "heads"], root, reset),
             )
-            rows.append(Row(shape, "apply all, fresh SQLite", label, apply_m, apply_a, "alembic upgrade heads", "<= 0.80x" if size >= 1000 else ""))
+            rows.append(
+                Row(
+                    shape,
+                    "apply all, fresh SQLite",
+                    label,
+                    apply_m,
+                    apply_a,
+                    "alembic upgrade heads",
+                    "<= 0.80x" if size >= 1000 else "",
+                )
+            )
             if size >= 1000:
                 rows[-1].ok = apply_m.seconds <= 0.8 * apply_a.seconds
-            rows.append(Row(shape, "apply peak memory, SQLite", label, apply_m, apply_a, "alembic upgrade heads", "<= 1x (RSS)", memory=True))
+            rows.append(
+                Row(
+                    shape,
+                    "apply peak memory, SQLite",
+                    label,
+                    apply_m,
+                    apply_a,
+                    "alembic upgrade heads",
+                    "<= 1x (RSS)",
+                    memory=True,
+                )
+            )
             rows[-1].ok = apply_m.max_rss_kb <= apply_a.max_rss_kb
             if pg_db is not None:
                 pg_url = f"{PG_SERVER}/{pg_db}"
@@ -290,13 +440,39 @@ def bench_shape(
                 pg_env = {**env, "BENCH_URL": pg_url}
                 apply_pm, apply_pa = turns(
                     apply_repeat,
-                    Cmd([*MIGPLAN, "-c", str(cfg), "apply", "fresh"], root, fresh_pg, pg_env),
+                    Cmd(
+                        [*MIGPLAN, "-c", str(cfg), "apply", "fresh"],
+                        root,
+                        fresh_pg,
+                        pg_env,
+                    ),
                     Cmd([*ALEMBIC, "-c", str(ini), "upgrade", "heads"], root, fresh_pg),
                 )
-                rows.append(Row(shape, "apply all, fresh PostgreSQL", label, apply_pm, apply_pa, "alembic upgrade heads", "<= 1.10x" if size >= 1000 else ""))
+                rows.append(
+                    Row(
+                        shape,
+                        "apply all, fresh PostgreSQL",
+                        label,
+                        apply_pm,
+                        apply_pa,
+                        "alembic upgrade heads",
+                        "<= 1.10x" if size >= 1000 else "",
+                    )
+                )
                 if size >= 1000:
                     rows[-1].ok = apply_pm.seconds <= 1.10 * apply_pa.seconds
-                rows.append(Row(shape, "apply peak memory, PostgreSQL", label, apply_pm, apply_pa, "alembic upgrade heads", "<= 1x (RSS)", memory=True))
+                rows.append(
+                    Row(
+                        shape,
+                        "apply peak memory, PostgreSQL",
+                        label,
+                        apply_pm,
+                        apply_pa,
+                        "alembic upgrade heads",
+                        "<= 1x (RSS)",
+                        memory=True,
+                    )
+                )
                 rows[-1].ok = apply_pm.max_rss_kb <= apply_pa.max_rss_kb
                 _drop_pg(pg_db)
     if len(sizes) > 1:
@@ -309,7 +485,18 @@ def bench_shape(
             Cmd([*MIGPLAN, "plan", "dev"], work / f"p{large}", env=env),
         )
         ratio = warm_large.seconds / warm_small.seconds
-        rows.append(Row(shape, f"plan warm {large:,} / plan warm {small:,}", "-", warm_large, warm_small, f"plan, warm, {small:,} (in turns)", "<= 1.25x", ratio <= 1.25))
+        rows.append(
+            Row(
+                shape,
+                f"plan warm {large:,} / plan warm {small:,}",
+                "-",
+                warm_large,
+                warm_small,
+                f"plan, warm, {small:,} (in turns)",
+                "<= 1.25x",
+                ratio <= 1.25,
+            )
+        )
     return rows
 
 
@@ -319,20 +506,32 @@ def _app_line(shape: str) -> str:
 
 def _one_env(root: Path, shape: str) -> Path:
     path = root / "one-env.yaml"
-    path.write_text("migrations: migrations\n" + _app_line(shape) + "environments:\n  dev:\n    url: sqlite:///bench.db\n    target: heads\n")
+    path.write_text(
+        "migrations: migrations\n"
+        + _app_line(shape)
+        + "environments:\n  dev:\n    url: sqlite:///bench.db\n    target: heads\n"
+    )
     return path
 
 
 def _apply_config(root: Path, shape: str, name: str = "apply.yaml") -> Path:
     path = root / name
-    path.write_text("migrations: migrations\n" + _app_line(shape) + "environments:\n  fresh:\n    url: ${BENCH_URL}\n    target: heads\n")
+    path.write_text(
+        "migrations: migrations\n"
+        + _app_line(shape)
+        + "environments:\n  fresh:\n    url: ${BENCH_URL}\n    target: heads\n"
+    )
     return path
 
 
-def _apply_ini(root: Path, db: Path | None, name: str = "apply.ini", url: str | None = None) -> Path:
+def _apply_ini(
+    root: Path, db: Path | None, name: str = "apply.ini", url: str | None = None
+) -> Path:
     path = root / name
     url = url or f"sqlite:///{db}"
-    path.write_text(f"[alembic]\nscript_location = %(here)s/migrations\nsqlalchemy.url = {url}\n")
+    path.write_text(
+        f"[alembic]\nscript_location = %(here)s/migrations\nsqlalchemy.url = {url}\n"
+    )
     return path
 
 
@@ -382,33 +581,78 @@ def _ratio(row: Row) -> float | None:
 def _print(header: list[str], body: list[list[str]]) -> None:
     widths = [max(len(str(r[i])) for r in [header, *body]) for i in range(len(header))]
     for line in [header, *body]:
-        print("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+        print(
+            "  ".join(
+                str(c).ljust(w) for c, w in zip(line, widths, strict=True)
+            ).rstrip()
+        )
 
 
 def print_table(rows: list[Row]) -> None:
-    header = ["shape", "scenario", "revisions", "migplan", "baseline", "baseline (s)", "ratio", "goal", "", "peak MB"]
+    header = [
+        "shape",
+        "scenario",
+        "revisions",
+        "migplan",
+        "baseline",
+        "baseline (s)",
+        "ratio",
+        "goal",
+        "",
+        "peak MB",
+    ]
     body = []
     for row in rows:
         base = row.alembic
         ratio = _ratio(row)
         verdict = "" if row.ok is None else ("ok" if row.ok else "MISSED")
-        body.append([
-            row.shape, row.scenario, row.size, f"{row.migplan.seconds:.3f}s", row.baseline,
-            f"{base.seconds:.3f}s" if base else "", f"{ratio:.2f}x" if ratio is not None else "",
-            row.goal, verdict,
-            f"{row.migplan.max_rss_kb / 1024:.0f}/{base.max_rss_kb / 1024:.0f}" if base else "",
-        ])
+        body.append(
+            [
+                row.shape,
+                row.scenario,
+                row.size,
+                f"{row.migplan.seconds:.3f}s",
+                row.baseline,
+                f"{base.seconds:.3f}s" if base else "",
+                f"{ratio:.2f}x" if ratio is not None else "",
+                row.goal,
+                verdict,
+                f"{row.migplan.max_rss_kb / 1024:.0f}/{base.max_rss_kb / 1024:.0f}"
+                if base
+                else "",
+            ]
+        )
     _print(header, body)
 
 
 # issue 15's goals: (scenario, size, label, goal)
 GOALS = [
-    ("apply all, fresh SQLite", 1000, "apply 1,000 on fresh SQLite / alembic upgrade heads", 0.80),
-    ("apply all, fresh PostgreSQL", 1000, "apply 1,000 on fresh PostgreSQL / alembic upgrade heads", 1.10),
-    ("plan warm {large} / plan warm {small}", None, "warm plan {large} / warm plan {small} (in turns)", 1.25),
+    (
+        "apply all, fresh SQLite",
+        1000,
+        "apply 1,000 on fresh SQLite / alembic upgrade heads",
+        0.80,
+    ),
+    (
+        "apply all, fresh PostgreSQL",
+        1000,
+        "apply 1,000 on fresh PostgreSQL / alembic upgrade heads",
+        1.10,
+    ),
+    (
+        "plan warm {large} / plan warm {small}",
+        None,
+        "warm plan {large} / warm plan {small} (in turns)",
+        1.25,
+    ),
     ("plan, warm", 5000, "warm plan 5,000 / alembic heads", 0.20),
     ("apply peak memory, SQLite", 1000, "apply 1,000 SQLite peak RSS / alembic's", 1.0),
-    ("apply peak memory, PostgreSQL", 1000, "apply 1,000 PostgreSQL peak RSS / alembic's", 1.0),
+    (
+        "apply peak memory, PostgreSQL",
+        1000,
+        "apply 1,000 PostgreSQL peak RSS / alembic's",
+        1.0,
+    ),
     ("plan peak memory", 5000, "plan 5,000 peak RSS / alembic heads'", 1.0),
 ]
 
@@ -423,14 +667,18 @@ def print_goals(rows: list[Row], shapes: list[str], sizes: list[int]) -> None:
         cells = []
         for shape in shapes:
             found = [
-                r for r in rows
-                if r.shape == shape and r.scenario == scenario
+                r
+                for r in rows
+                if r.shape == shape
+                and r.scenario == scenario
                 and (size is None or r.size == f"{size:,}")
                 and (r.baseline.startswith("alembic") or size is None)
             ]
             ratio = _ratio(found[0]) if found else None
             cells.append(
-                "-" if ratio is None else f"{ratio:.2f}x {'ok' if ratio <= goal else 'MISSED'}"
+                "-"
+                if ratio is None
+                else f"{ratio:.2f}x {'ok' if ratio <= goal else 'MISSED'}"
             )
         if all(c == "-" for c in cells):
             continue
