@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 from typing import Any
 
 import click
 
-from migplan.render.style import Style
-from migplan.render.style import plain
+if TYPE_CHECKING:
+    from migplan.render.style import Style
 
 JSON_MODE = "migplan.json"
 """ctx.meta key: the command was given --json."""
@@ -75,7 +76,10 @@ def _styled(text: str, role: str) -> str:
 
 def style(*, err: bool = False) -> Style:
     """The `style` to hand a renderer whose text goes to stdout (stderr with
-    `err`): colours when `colour` says so, else none."""
+    `err`): colours when `colour` says so, else none. (Imported here: the
+    renderers are not needed to start the CLI, `--help` included.)"""
+    from migplan.render.style import plain
+
     return _styled if colour(err=err) else plain
 
 

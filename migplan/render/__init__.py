@@ -13,7 +13,6 @@ from migplan.render.reports import status_text
 from migplan.render.reports import verify_text
 from migplan.render.text import apply_outcome
 from migplan.render.text import heads
-from migplan.render.text import plan_json
 from migplan.render.text import plan_lines
 from migplan.render.text import plan_sql
 from migplan.render.text import plan_text
@@ -32,7 +31,6 @@ __all__ = [
     "heads",
     "lint_text",
     "log_text",
-    "plan_json",
     "plan_lines",
     "plan_markdown",
     "plan_sql",

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from migplan.core.policy import REFUSAL
-from migplan.render.documents import document
 from migplan.render.style import Style
 from migplan.render.style import plain
 
@@ -134,13 +133,6 @@ def summary(plan: Plan) -> str:
         if count:
             parts.append(f"{count} {direction}{'s' if count != 1 else ''}")
     return f"{n} step{'s' if n != 1 else ''} ({', '.join(parts)})"
-
-
-def plan_json(plan: Plan) -> str:
-    """Return the document of `plan --json`: ``ok``, ``error`` and the plan's stable
-    object, each step on a line of its own (a first deploy's thousands of steps
-    are written by json's C encoder, not its indenting Python one)."""
-    return document(plan.to_dict())
 
 
 def plan_sql(plan: Plan, chunks: Sequence[str]) -> str:
