@@ -16,7 +16,9 @@ from migplan.core.revisions import Heads
 from migplan.errors import NotAncestor
 from migplan.errors import TargetError
 
-Direction = Literal["upgrade", "downgrade"]
+Direction = Literal["upgrade", "downgrade", "checkpoint"]
+"""A step runs a revision's upgrade() or downgrade(), or loads a checkpoint (the
+schema and rows at a revision, standing for every revision below it)."""
 
 PLAN_FORMAT = 1
 
@@ -32,6 +34,8 @@ class Step:
     path: str = ""
     checksum: str = ""
     findings: tuple[Finding, ...] = ()
+    replaces: int = 0
+    """A checkpoint: how many revisions it stands for."""
 
     @property
     def flags(self) -> tuple[str, ...]:
@@ -43,8 +47,16 @@ class Step:
         """Whether this step runs the revision's upgrade()."""
         return self.direction == "upgrade"
 
+    @property
+    def is_checkpoint(self) -> bool:
+        """Whether this step loads a checkpoint instead of running a revision."""
+        return self.direction == "checkpoint"
+
     def inverse(self) -> Step:
-        """The step that undoes this one."""
+        """The step that undoes this one (a checkpoint is undone by the real
+        downgrades of what it covers: `route_down` to base)."""
+        if self.is_checkpoint:
+            raise ValueError("a checkpoint is undone by its revisions' downgrades")
         direction: Direction = "downgrade" if self.is_upgrade else "upgrade"
         return Step(
             self.revision,
@@ -66,13 +78,13 @@ class Step:
             "findings": [f.to_dict() for f in self.findings],
             "path": self.path,
             "checksum": self.checksum,
-        }
+        } | ({"replaces": self.replaces} if self.is_checkpoint else {})
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> Step:
         """Read a step back from its JSON shape (no findings)."""
         direction = data["direction"]
-        if direction not in ("upgrade", "downgrade"):
+        if direction not in ("upgrade", "downgrade", "checkpoint"):
             raise ValueError(f"bad direction {direction!r}")
         return cls(
             revision=str(data["revision"]),
@@ -81,6 +93,7 @@ class Step:
             down_revision=tuple(str(d) for d in data.get("down_revision") or ()),  # type: ignore[attr-defined]
             path=str(data.get("path", "")),
             checksum=str(data.get("checksum", "")),
+            replaces=int(data.get("replaces") or 0),  # type: ignore[call-overload]
         )
 
 
@@ -292,7 +305,9 @@ def step(
     """Describe one revision run in one direction, flagged by its lint analysis
     (locking flags only count on PostgreSQL)."""
     file = graph.get(revision)
-    direction: Direction = "upgrade" if is_upgrade else "downgrade"
+    direction: Literal["upgrade", "downgrade"] = (
+        "upgrade" if is_upgrade else "downgrade"
+    )
     findings = analysis.findings(direction) if analysis else ()
     if dialect != "postgresql":
         findings = tuple(f for f in findings if f.kind != "locking")

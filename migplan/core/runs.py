@@ -128,7 +128,8 @@ def dirty_run(
             continue
         if graph is not None and run.dirty_revision in graph:
             applied = run.dirty_revision in graph.ancestors(current)
-            if applied == (run.dirty_direction == "upgrade"):
+            # a checkpoint, like an upgrade, was taking it to its revision
+            if applied == (run.dirty_direction != "downgrade"):
                 continue
         return run
     return None
@@ -139,7 +140,11 @@ def applied_checksums(runs: Sequence[Run]) -> dict[str, str]:
     found: dict[str, str] = {}
     for run in reversed(runs):  # oldest first, so the latest upgrade wins
         for step in run.steps:
-            if step.get("outcome") == "done" and step.get("direction") == "upgrade":
+            covers = step.get("covers")
+            if step.get("outcome") == "done" and isinstance(covers, dict):
+                # a checkpoint stood for these files, as they were then
+                found.update((str(r), str(c)) for r, c in covers.items())
+            elif step.get("outcome") == "done" and step.get("direction") == "upgrade":
                 checksum = step.get("checksum")
                 if isinstance(checksum, str) and checksum:
                     found[str(step["revision"])] = checksum

@@ -1,0 +1,267 @@
+"""Checkpoints as values: a database's schema and rows at one revision, dumped
+once, so that a database at base loads it instead of replaying the history. Pure.
+
+A checkpoint file is the dump of a scratch database that was replayed to its
+revision, headed by comment lines that say what it is::
+
+    -- migplan checkpoint {"format": 1, "revision": "3f2a", "dialect": ..., ...}
+    -- covers 1a2b <sha256 of 1a2b's file>
+    -- covers 3f2a <sha256 of 3f2a's file>
+    -- end of header
+    <the dump>
+
+It is valid SQL for the database's own client. It stays usable while every
+revision it covers is byte for byte the file it was made from (the checksums),
+and its body is the one written (its own checksum); otherwise it is stale, and
+plans replay.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from collections.abc import Iterable
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from migplan.core.graph import RevisionGraph
+from migplan.core.planner import Plan
+from migplan.core.planner import Step
+
+FORMAT = 1
+_FIRST = "-- migplan checkpoint "
+_COVERS = "-- covers "
+_END = "-- end of header\n"
+
+
+class CheckpointError(ValueError):
+    """A file in the checkpoints folder that is not a checkpoint migplan wrote."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """One checkpoint file: what it holds, not the SQL itself."""
+
+    revision: str
+    dialect: str
+    covers: Mapping[str, str]
+    """The revisions it replaces, with their files' sha256 when it was made."""
+    path: str = ""
+    """Relative to the project, for display."""
+    checksum: str = ""
+    """The sha256 of the whole file, as it was read."""
+    schema: str | None = None
+    """The schema it was dumped from, which loading replaces by the target's."""
+    tool: str = ""
+    """What dumped it: ``pg_dump 15.19``, ``mariadb-dump 10.11``, ``sqlite3``."""
+    body_sha256: str = ""
+    body_intact: bool = True
+    """Whether the dump is the one the header was written for."""
+
+    def problems(self, graph: RevisionGraph) -> list[str]:
+        """Why this checkpoint cannot stand for a replay of its revisions now:
+        a covered file changed, a revision appeared below it or vanished, or the
+        dump was edited. Empty: it is fresh."""
+        if not self.body_intact:
+            return [f"{self.path} was edited after it was made"]
+        if self.revision not in graph:
+            return [f"{self.path}: revision {self.revision} no longer exists"]
+        below = graph.ancestors([self.revision])
+        found = []
+        for revision in sorted(set(self.covers) | below):
+            if revision not in below:
+                found.append(f"revision {revision} is no longer below it")
+            elif revision not in self.covers:
+                found.append(f"{graph.relative_path(revision)} is new below it")
+            elif graph.checksum(revision) != self.covers[revision]:
+                found.append(f"{graph.relative_path(revision)} has changed")
+        if found:
+            more = f" (and {len(found) - 3} more)" if len(found) > 3 else ""
+            return [f"{self.path} is stale: {'; '.join(found[:3])}{more}"]
+        return []
+
+    def step(self) -> Step:
+        """The plan's step that loads this checkpoint."""
+        n = len(self.covers)
+        return Step(
+            revision=self.revision,
+            direction="checkpoint",
+            message=f"load checkpoint, replaces {n} revision{'s' if n != 1 else ''}",
+            down_revision=(),
+            path=self.path,
+            checksum=self.checksum,
+            replaces=n,
+        )
+
+
+def render(
+    revision: str,
+    dialect: str,
+    covers: Mapping[str, str],
+    body: str,
+    *,
+    schema: str | None = None,
+    tool: str = "",
+) -> str:
+    """Return the text of a checkpoint file."""
+    header = {
+        "format": FORMAT,
+        "revision": revision,
+        "dialect": dialect,
+        "schema": schema,
+        "tool": tool,
+        "revisions": len(covers),
+        "body_sha256": hashlib.sha256(body.encode()).hexdigest(),
+    }
+    lines = [_FIRST + json.dumps(header, sort_keys=True) + "\n"]
+    lines += [f"{_COVERS}{rev} {covers[rev]}\n" for rev in sorted(covers)]
+    return "".join(lines) + _END + body
+
+
+def parse_header(text: str, path: str = "") -> Checkpoint:
+    """Read a checkpoint's header (and check its body against it)."""
+    if not text.startswith(_FIRST):
+        raise CheckpointError(f"{path}: not a migplan checkpoint (no header)")
+    first, _, rest = text.partition("\n")
+    try:
+        header = json.loads(first[len(_FIRST) :])
+        revision = str(header["revision"])
+        dialect = str(header["dialect"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(f"{path}: line 1: unreadable header: {err}") from err
+    if header.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path}: checkpoint format {header.get('format')!r}; this migplan "
+            f"reads format {FORMAT}: make it again with 'migplan checkpoint'"
+        )
+    covers: dict[str, str] = {}
+    number = 1
+    while not rest.startswith(_END):
+        line, newline, rest = rest.partition("\n")
+        number += 1
+        if not newline or not line.startswith(_COVERS):
+            raise CheckpointError(
+                f"{path}: line {number}: expected '-- covers REV SHA'"
+            )
+        rev, _, sha = line[len(_COVERS) :].partition(" ")
+        covers[rev] = sha
+    body = rest[len(_END) :]
+    return Checkpoint(
+        revision=revision,
+        dialect=dialect,
+        covers=covers,
+        path=path,
+        checksum=hashlib.sha256(text.encode()).hexdigest(),
+        schema=header.get("schema"),
+        tool=str(header.get("tool") or ""),
+        body_sha256=str(header.get("body_sha256") or ""),
+        body_intact=hashlib.sha256(body.encode()).hexdigest()
+        == header.get("body_sha256"),
+    )
+
+
+def body(text: str) -> str:
+    """The dump of a checkpoint file's text, without its header."""
+    _, found, rest = text.partition(_END)
+    if not found:
+        raise CheckpointError("not a migplan checkpoint (no end of header)")
+    return rest
+
+
+def file_name(revision: str, dialect: str) -> str:
+    """The checkpoint file of a revision for a dialect."""
+    return f"{revision}.{dialect}.sql"
+
+
+def choose(
+    plan: Plan,
+    checkpoints: Iterable[Checkpoint],
+    graph: RevisionGraph,
+    dialect: str,
+) -> tuple[Checkpoint | None, list[str]]:
+    """The checkpoint a plan from base may start from (the one that replaces the
+    most of its steps), and why others of its dialect cannot be used.
+
+    Only a plan from base that upgrades through a checkpoint's whole history
+    uses it; the caller knows the database is empty, too.
+    """
+    if plan.current or not plan.steps:
+        return None, []
+    upgrading = {s.revision for s in plan.steps if s.direction == "upgrade"}
+    best: Checkpoint | None = None
+    notes: list[str] = []
+    for found in checkpoints:
+        if found.dialect != dialect or found.revision not in upgrading:
+            continue
+        problems = found.problems(graph)
+        if problems:
+            notes += [f"{p}: replaying instead" for p in problems]
+        elif set(found.covers) <= upgrading and (
+            best is None or len(found.covers) > len(best.covers)
+        ):
+            best = found
+    return best, notes
+
+
+def start_from(plan: Plan, checkpoint: Checkpoint) -> Plan:
+    """The plan with the revisions the checkpoint covers replaced by loading it,
+    first; the others keep their order (their ancestors are either loaded by the
+    checkpoint or run before them, as they did)."""
+    covered = set(checkpoint.covers)
+    rest = tuple(s for s in plan.steps if s.revision not in covered)
+    return dataclasses.replace(plan, steps=(checkpoint.step(), *rest))
+
+
+_SET = re.compile(r"SET\s+(?!LOCAL\b|SESSION\b)", re.I)
+_SEARCH_PATH = re.compile(r"set_config\('search_path',\s*'',\s*false\)", re.I)
+
+
+def statements(text: str, found: Checkpoint, target: str | None) -> list[str]:
+    """The statements that load a checkpoint's dump into the schema (PostgreSQL)
+    or database (MySQL) `target`, inside one transaction: the dumped schema's
+    name becomes the target's, and a PostgreSQL dump's session settings last
+    only as long as the load's transaction (its empty search_path is left out:
+    the dump qualifies every name)."""
+    from migplan.core import sqlscript
+
+    found_statements = sqlscript.split(body(text), found.dialect)
+    if found.schema is None or target is None:
+        return found_statements
+    name = re.compile(rf"\b{re.escape(found.schema)}\b")
+    quoted = quote_identifier(target, found.dialect)
+    out = []
+    for statement in found_statements:
+        code = statement
+        if found.dialect == "postgresql":
+            bare = sqlscript.strip_comments(code)
+            if re.fullmatch(rf"CREATE SCHEMA {re.escape(found.schema)}", bare):
+                code = f"CREATE SCHEMA IF NOT EXISTS {quoted}"
+                out.append(code)
+                continue
+            if _SEARCH_PATH.search(bare):
+                # every name is qualified by the dump; the load's own search_path
+                # is the target schema, and stays it for the version table
+                continue
+            if _SET.match(bare):
+                code = _SET.sub("SET LOCAL ", bare, count=1)
+        out.append(name.sub(lambda _: _unquoted(quoted, found.dialect), code))
+    return out
+
+
+def quote_identifier(name: str, dialect: str) -> str:
+    """`name` as an identifier of `dialect`, quoted where a bare one would not be
+    the same name."""
+    if dialect == "mysql":
+        return "`" + name.replace("`", "``") + "`"
+    if re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _unquoted(quoted: str, dialect: str) -> str:
+    # the dump quotes MySQL names itself (`name`); PostgreSQL's only when needed
+    if dialect == "mysql":
+        return quoted[1:-1]
+    return quoted
