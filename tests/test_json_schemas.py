@@ -73,7 +73,7 @@ def test_every_command_with_json_has_a_schema_and_every_schema_a_command():
     schemas = {p.name.removesuffix(".schema.json") for p in SCHEMAS.glob("*.json")}
     assert commands_with_json(cli) == schemas - {CONFIG_SCHEMA}
     expected = {"plan", "apply", "rollback", "resolve", "status", "log", "drift"}
-    expected |= {"verify", "validate", "promote", "graph"}
+    expected |= {"verify", "validate", "promote", "graph", "checkpoint"}
     assert commands_with_json(cli) == expected
     for name in schemas:
         assert schema(name)["$id"].endswith(f"/{name}.schema.json")

@@ -7,6 +7,7 @@ need them, so that `migplan --help` stays instant.
 
 from __future__ import annotations
 
+from migplan.cli import checkpoints
 from migplan.cli import checks
 from migplan.cli import db
 from migplan.cli import inspect
@@ -16,4 +17,14 @@ from migplan.cli import promote
 from migplan.cli.app import cli
 from migplan.cli.app import main
 
-__all__ = ["checks", "cli", "db", "inspect", "lint", "main", "migrate", "promote"]
+__all__ = [
+    "checkpoints",
+    "checks",
+    "cli",
+    "db",
+    "inspect",
+    "lint",
+    "main",
+    "migrate",
+    "promote",
+]

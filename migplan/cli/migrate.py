@@ -24,6 +24,7 @@ from migplan.cli.options import database_option
 from migplan.cli.options import env_argument
 from migplan.cli.options import json_option
 from migplan.cli.options import lock_timeout_option
+from migplan.cli.options import no_checkpoint_option
 from migplan.cli.options import shard_option
 from migplan.cli.options import yes_option
 from migplan.cli.terminal import JSON_MODE
@@ -84,6 +85,7 @@ PLAN_FORMATS = ("table", "text", "markdown", "json")
 )
 @database_option
 @shard_option
+@no_checkpoint_option
 @pass_state
 def plan_command(
     state: State,
@@ -96,6 +98,7 @@ def plan_command(
     detailed_exitcode: bool,
     database_name: str | None,
     shard: str | None,
+    no_checkpoint: bool,
 ) -> None:
     """Show the steps that would bring ENV to its target (several ENVs, or --all:
     a section each; one that cannot be planned gives its error, and exit 1)."""
@@ -130,7 +133,9 @@ def plan_command(
             )
         from migplan.service import fleet
 
-        fleet_plan = fleet.plan(project, env, shard=shard_of(shard))
+        fleet_plan = fleet.plan(
+            project, env, shard=shard_of(shard), checkpoint=not no_checkpoint
+        )
         if output == "json":
             json_result(fleet_plan.to_dict())
         else:
@@ -143,7 +148,10 @@ def plan_command(
             raise ChangesPending()
         return
     shown, url = one_database(env, database_name)
-    plan = planning.plan(project, env, url=url)
+    # --sql is Alembic's offline SQL of each revision: the replay
+    plan = planning.plan(
+        project, env, url=url, checkpoint=not (no_checkpoint or as_sql)
+    )
     if out:
         save_plan(plan, url, Path(out))
     if output == "json":
@@ -254,6 +262,7 @@ def save_plan(plan: Plan, url: DatabaseURL, path: Path) -> None:
 @database_option
 @shard_option
 @lock_timeout_option
+@no_checkpoint_option
 @pass_state
 def apply_command(
     state: State,
@@ -265,6 +274,7 @@ def apply_command(
     database_name: str | None,
     shard: str | None,
     lock_timeout: float | None,
+    no_checkpoint: bool,
 ) -> None:
     """Bring ENV to its target: show the plan, then run it."""
     from migplan import render
@@ -278,7 +288,9 @@ def apply_command(
             raise click.UsageError(
                 "--plan and --rehearse work on one database: add --database NAME"
             )
-        apply_fleet(project, env, shard_of(shard), yes, lock_timeout, as_json)
+        apply_fleet(
+            project, env, shard_of(shard), yes, lock_timeout, as_json, not no_checkpoint
+        )
         return
     shown, url = one_database(env, database_name)
     if plan_file:
@@ -288,7 +300,7 @@ def apply_command(
     else:
         from migplan.service import planning
 
-        plan = planning.plan(project, env, url=url)
+        plan = planning.plan(project, env, url=url, checkpoint=not no_checkpoint)
     if as_json:
         json_result(documents.apply_body(env.name, shown, plan, rehearse=rehearse))
     else:
@@ -357,12 +369,13 @@ def apply_fleet(
     yes: bool,
     lock_timeout: float | None,
     as_json: bool,
+    checkpoint: bool = True,
 ) -> None:
     from migplan import render
     from migplan.render import documents
     from migplan.service import fleet
 
-    fleet_plan = fleet.plan(project, env, shard=shard)
+    fleet_plan = fleet.plan(project, env, shard=shard, checkpoint=checkpoint)
     if as_json:
         json_result(documents.fleet_apply_body(fleet_plan))
     else:
@@ -380,7 +393,12 @@ def apply_fleet(
         click.echo(("\r\033[K" + line) if live else line, nl=not live, err=as_json)
 
     outcome = fleet.apply(
-        project, env, shard=shard, on_result=show, lock_timeout=lock_timeout
+        project,
+        env,
+        shard=shard,
+        on_result=show,
+        lock_timeout=lock_timeout,
+        checkpoint=checkpoint,
     )
     if live:
         terminal.report(err=as_json)

@@ -37,6 +37,12 @@ yes_option = click.option(
     is_flag=True,
     help="Do not ask for confirmation (needed for protected environments without a terminal).",
 )
+no_checkpoint_option = click.option(
+    "--no-checkpoint",
+    "no_checkpoint",
+    is_flag=True,
+    help="Replay every revision, even where an empty database could load a checkpoint.",
+)
 database_option = click.option(
     "--database",
     "database_name",

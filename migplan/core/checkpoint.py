@@ -226,27 +226,26 @@ def statements(text: str, found: Checkpoint, target: str | None) -> list[str]:
     the dump qualifies every name)."""
     from migplan.core import sqlscript
 
-    found_statements = sqlscript.split(body(text), found.dialect)
+    dump = body(text)
     if found.schema is None or target is None:
-        return found_statements
-    name = re.compile(rf"\b{re.escape(found.schema)}\b")
+        return sqlscript.split(dump, found.dialect)
     quoted = quote_identifier(target, found.dialect)
+    # the dump quotes MySQL names itself (`name`); PostgreSQL's only when needed
+    inside = quoted[1:-1] if found.dialect == "mysql" else quoted
+    renamed = re.sub(rf"\b{re.escape(found.schema)}\b", lambda _: inside, dump)
     out = []
-    for statement in found_statements:
-        code = statement
-        if found.dialect == "postgresql":
-            bare = sqlscript.strip_comments(code)
-            if re.fullmatch(rf"CREATE SCHEMA {re.escape(found.schema)}", bare):
-                code = f"CREATE SCHEMA IF NOT EXISTS {quoted}"
-                out.append(code)
-                continue
-            if _SEARCH_PATH.search(bare):
+    for statement in sqlscript.split(renamed, found.dialect):
+        # split() drops the comment lines that head a statement: code comes first
+        if found.dialect == "postgresql" and statement[:1] in "SC":
+            if statement == f"CREATE SCHEMA {quoted}":
+                statement = f"CREATE SCHEMA IF NOT EXISTS {quoted}"
+            elif _SEARCH_PATH.search(statement):
                 # every name is qualified by the dump; the load's own search_path
                 # is the target schema, and stays it for the version table
                 continue
-            if _SET.match(bare):
-                code = _SET.sub("SET LOCAL ", bare, count=1)
-        out.append(name.sub(lambda _: _unquoted(quoted, found.dialect), code))
+            elif _SET.match(statement):
+                statement = _SET.sub("SET LOCAL ", statement, count=1)
+        out.append(statement)
     return out
 
 
@@ -258,10 +257,3 @@ def quote_identifier(name: str, dialect: str) -> str:
     if re.fullmatch(r"[a-z_][a-z0-9_]*", name):
         return name
     return '"' + name.replace('"', '""') + '"'
-
-
-def _unquoted(quoted: str, dialect: str) -> str:
-    # the dump quotes MySQL names itself (`name`); PostgreSQL's only when needed
-    if dialect == "mysql":
-        return quoted[1:-1]
-    return quoted

@@ -31,14 +31,24 @@ def split(script: str, dialect: str) -> list[str]:
     i = 0
     n = len(script)
     mysql = dialect == "mysql"
+    special = _special(delimiter, mysql)
     while i < n:
-        if mysql and _at_line_start(script, i) and not _code(script[start:i], True):
+        if mysql and _at_line_start(script, i):
             found = _DELIMITER.match(script, i)
-            if found:
+            if found and not _code(script[start:i], True):
                 delimiter = found.group(1)
+                special = _special(delimiter, mysql)
                 i = start = found.end()
                 continue
+        # jump to the next character that may start or end something
+        next_one = special.search(script, i)
+        if next_one is None:
+            break
+        i = next_one.start()
         char = script[i]
+        if char == "\n":
+            i += 1  # a MySQL line start, where DELIMITER may stand
+            continue
         if script.startswith(delimiter, i):
             body = script[start:i]
             if (
@@ -78,6 +88,11 @@ def split(script: str, dialect: str) -> list[str]:
             i += 1
     _keep(statements, script[start:], mysql)
     return statements
+
+
+def _special(delimiter: str, mysql: bool) -> re.Pattern[str]:
+    chars = ";'\"`$/-" + delimiter[0] + ("#\n" if mysql else "")
+    return re.compile("[" + re.escape("".join(sorted(set(chars)))) + "]")
 
 
 def join(statements: list[str], dialect: str) -> str:

@@ -26,6 +26,8 @@ class Report:
     heads: tuple[str, ...]
     drift: tuple[Difference, ...] | None
     problems: tuple[str, ...]
+    checkpoints: tuple[str, ...] = ()
+    """The checkpoints loaded and compared with a replay."""
 
     @property
     def ok(self) -> bool:

@@ -183,17 +183,26 @@ class AuditTrail:
         assert key is not None
         self._row_id = int(key[0])
 
-    def step_started(self, connection: Connection, step: Step, phase: str) -> None:
-        """A migration is about to run, inside its transaction on `connection`."""
-        self.steps.append(
-            {
-                "revision": step.revision,
-                "direction": step.direction,
-                "phase": phase,
-                "checksum": step.checksum,
-                "outcome": "started",
-            }
-        )
+    def step_started(
+        self,
+        connection: Connection,
+        step: Step,
+        phase: str,
+        *,
+        covers: dict[str, str] | None = None,
+    ) -> None:
+        """A migration is about to run, inside its transaction on `connection`
+        (a checkpoint: with the revisions it `covers`, and their checksums)."""
+        entry: dict[str, object] = {
+            "revision": step.revision,
+            "direction": step.direction,
+            "phase": phase,
+            "checksum": step.checksum,
+            "outcome": "started",
+        }
+        if covers is not None:
+            entry["covers"] = covers
+        self.steps.append(entry)
         if self.marks_steps:
             # committed by the migration's first DDL statement: if it dies
             # half-way, this says so; if it changed nothing, this rolls back too

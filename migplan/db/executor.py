@@ -202,8 +202,11 @@ def _qualified(table: str, schema: str | None) -> str:
 
 
 def load_modules(graph: RevisionGraph, steps: Sequence[Step]) -> None:
-    """Import every module a plan runs, so that a broken file fails before any runs."""
+    """Import every module a plan runs, so that a broken file fails before any runs
+    (a checkpoint's are not run)."""
     for step in steps:
+        if step.is_checkpoint:
+            continue
         script = scripts.script_map(graph).get_revision(step.revision)
         try:
             module = script.module  # type: ignore[union-attr]
@@ -243,6 +246,8 @@ def run_steps(
     """
     if not steps:
         return RunResult()
+    if any(step.is_checkpoint for step in steps):
+        raise ValueError("a checkpoint is loaded by db.checkpoints, not run")
     load_modules(graph, steps)
     config = scripts.alembic_config(project, session.url)
     script = scripts.script_directory(config, graph)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from migplan.core.environment import Tables
 from migplan.core.url import DatabaseURL
 from migplan.core.verify import Schema
 from migplan.db import database
@@ -77,8 +78,105 @@ def empty(url: DatabaseURL) -> None:
     """Drop what verify created in a throwaway server database."""
     engine = database.create_engine(url)
     try:
-        metadata = sa.MetaData()
-        metadata.reflect(engine)
-        metadata.drop_all(engine)
+        with engine.begin() as connection:
+            inspector = sa.inspect(connection)
+            preparer = connection.dialect.identifier_preparer
+            for view in inspector.get_view_names():
+                connection.exec_driver_sql(f"DROP VIEW {preparer.quote(view)}")
+            metadata = sa.MetaData()
+            metadata.reflect(connection)
+            metadata.drop_all(connection)
+            if connection.dialect.name == "postgresql":
+                for enum in inspector.get_enums():  # type: ignore[attr-defined]
+                    connection.exec_driver_sql(
+                        f"DROP TYPE {preparer.quote(enum['name'])}"
+                    )
+    except sa.exc.SQLAlchemyError as err:
+        raise MigplanError(
+            f"{url}: cannot drop what verify created: {describe(err)}"
+        ) from err
     finally:
         engine.dispose()
+
+
+def snapshot(connection: sa.Connection, tables: Tables) -> dict[str, object]:
+    """Everything a checkpoint must reproduce of the connected database's default
+    schema: each table's columns, types, defaults, nullability, keys, indexes,
+    unique and check constraints; views, sequences (and where they are), enum
+    types; every row. The version table and migplan's own are left out; the
+    schema's own name is written as ``<schema>``, so two schemas compare."""
+    ignore = {tables.version_table, tables.audit_table}
+    try:
+        inspector = sa.inspect(connection)
+        reflected = schema(connection, ignore)
+        found: dict[str, object] = {"tables": reflected}
+        here = inspector.default_schema_name or ""
+        names = sorted(reflected)
+
+        def local(text: object) -> str:
+            out = str(text)
+            return (
+                out.replace(f"`{here}`.", "").replace(f"{here}.", "") if here else out
+            )
+
+        found["checks"] = {
+            table: sorted(
+                (str(c.get("name")), " ".join(local(c["sqltext"]).split()))
+                for c in inspector.get_check_constraints(table)
+            )
+            for table in names
+        }
+        found["views"] = {
+            view: " ".join(local(inspector.get_view_definition(view)).split())
+            for view in sorted(inspector.get_view_names())
+        }
+        dialect = connection.dialect.name
+        if dialect == "postgresql":
+            found["enums"] = sorted(
+                (e["name"], tuple(e["labels"]))
+                for e in inspector.get_enums()  # type: ignore[attr-defined]
+            )
+            preparer = connection.dialect.identifier_preparer
+            found["sequences"] = {
+                name: tuple(
+                    connection.exec_driver_sql(
+                        f"SELECT last_value, is_called FROM {preparer.quote(name)}"
+                    ).one()
+                )
+                for name in sorted(inspector.get_sequence_names())
+            }
+        found["rows"] = {table: _rows(connection, table) for table in names}
+        return found
+    finally:
+        connection.rollback()
+
+
+def _rows(connection: sa.Connection, table: str) -> list[str]:
+    name = connection.dialect.identifier_preparer.quote(table)
+    rows = connection.exec_driver_sql(f"SELECT * FROM {name}").all()
+    return sorted(repr(tuple(row)) for row in rows)
+
+
+def compare(expected: dict[str, object], got: dict[str, object]) -> list[str]:
+    """What differs between two snapshots, one phrase each."""
+    from migplan.core.verify import difference
+
+    out = []
+    tables = difference(expected["tables"], got["tables"])  # type: ignore[arg-type]
+    if tables:
+        out.append(tables)
+    for key in ("checks", "views", "enums", "sequences", "rows"):
+        want, have = expected.get(key), got.get(key)
+        if want == have:
+            continue
+        if isinstance(want, dict) and isinstance(have, dict):
+            for name in sorted(set(want) | set(have)):
+                if name not in have:
+                    out.append(f"{key[:-1]} {name} missing")
+                elif name not in want:
+                    out.append(f"{key[:-1]} {name} not in the replay")
+                elif want[name] != have[name]:
+                    out.append(f"{key} of {name} differ")
+        else:
+            out.append(f"{key} differ")
+    return out

@@ -266,6 +266,7 @@ def verify_body(report: Report) -> Body:
         "heads": list(report.heads),
         "drift": None if report.drift is None else [d.to_dict() for d in report.drift],
         "problems": list(report.problems),
+        "checkpoints": list(report.checkpoints),
     }
 
 

@@ -91,6 +91,11 @@ def verify_text(report: Report) -> str:
         lines.append(
             "Models vs schema at head: " + ("match" if not report.drift else "differ")
         )
+    if report.checkpoints:
+        lines.append("")
+        lines += [
+            f"Checkpoint {path}: loaded and compared" for path in report.checkpoints
+        ]
     if report.problems:
         lines += ["", "Problems:", *(f"  - {p}" for p in report.problems)]
     else:

@@ -64,7 +64,9 @@ def note_line(note: str, style: Style = plain) -> str:
 
 
 def step_label(step: Step) -> str:
-    """Return ``upgrade 1a2b3c (message)``."""
+    """Return ``upgrade 1a2b3c (message)``; a checkpoint's, with its file."""
+    if step.is_checkpoint:
+        return f"checkpoint {step.revision} ({step.message}: {step.path})"
     message = f" ({step.message})" if step.message else ""
     return f"{step.direction} {step.revision}{message}"
 
@@ -128,7 +130,7 @@ def summary(plan: Plan) -> str:
     """Return ``3 steps (2 upgrades, 1 downgrade)``."""
     n = len(plan.steps)
     parts = []
-    for direction in ("upgrade", "downgrade"):
+    for direction in ("checkpoint", "upgrade", "downgrade"):
         count = plan.count(direction)
         if count:
             parts.append(f"{count} {direction}{'s' if count != 1 else ''}")
@@ -165,7 +167,8 @@ def apply_outcome(result: ApplyResult) -> str:
     env = result.plan.environment
     if not n:
         return f"Nothing left to do (another process applied it); {env} is at {heads(result.heads)}."
-    verb = "Rolled back" if result.plan.count("upgrade") == 0 else "Applied"
+    down = result.plan.count("downgrade") == len(result.plan.steps)
+    verb = "Rolled back" if down else "Applied"
     return f"{verb} {n} step{'s' if n != 1 else ''}; {env} is at {heads(result.heads)}."
 
 

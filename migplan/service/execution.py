@@ -25,6 +25,7 @@ from migplan.core import policy
 from migplan.core.planner import Plan
 from migplan.core.planner import Step
 from migplan.core.results import ApplyResult
+from migplan.core.results import Progress
 from migplan.core.results import ProgressFn
 from migplan.core.results import RunResult
 from migplan.core.results import StepResult
@@ -32,8 +33,8 @@ from migplan.core.results import heads_text
 from migplan.core.runs import Run
 from migplan.core.runs import dirty_run
 from migplan.db import audit
+from migplan.db import checkpoints as loading
 from migplan.db import database
-from migplan.db import executor
 from migplan.db import locking
 from migplan.db import session as sessions
 from migplan.db.ddl import DdlGuard
@@ -44,6 +45,7 @@ from migplan.errors import MigplanError
 from migplan.errors import PolicyViolation
 from migplan.errors import StalePlan
 from migplan.errors import describe
+from migplan.service import checkpoints
 from migplan.service import planning
 
 if TYPE_CHECKING:
@@ -85,8 +87,12 @@ def apply(
     url = url or env.url
     # revision files are imported before the lock is taken, so that no session
     # waits while they load; one that fails is the preflight's to refuse
-    with contextlib.suppress(MigplanError):
-        executor.load_modules(graph, plan.steps)
+    if not all(step.is_checkpoint for step in plan.steps):
+        # Alembic: not loaded where only a checkpoint is
+        from migplan.db import executor
+
+        with contextlib.suppress(MigplanError):
+            executor.load_modules(graph, plan.steps)
     with _session(project, env, url, lock_timeout, on_wait) as session:
         # re-read under the lock: another deploy may have moved the heads
         heads = session.read_heads()
@@ -121,6 +127,8 @@ def apply(
             first = verdict.refusals[0]
             error = DirtyDatabase if first.rule == "dirty" else PolicyViolation
             raise error(policy.refusal(list(verdict.refusals), action))
+        if runner is None and plan.steps[0].is_checkpoint:
+            runner = _checkpoint_runner(project, env, graph, plan, session, on_wait)
         # nothing was written before this point: a refusal leaves the database as
         # it was
         trail = audit.AuditTrail(session, environment=env.name, action=action)
@@ -218,7 +226,14 @@ def _apply_plan(
         return ApplyResult(plan, run.done, heads, run.failed, dirty=True)
     if (on_failure or env.on_failure) != "rollback" or not run.done:
         return ApplyResult(plan, run.done, heads, run.failed)
-    undo = [r.step.inverse() for r in reversed(run.done)]
+    if run.done[0].step.is_checkpoint:
+        # below a checkpoint, the real downgrades of what it loaded
+        back = planner.route(graph, heads, plan.current or ("base",))
+        undo = list(planning.describe(project, back, env.name, session.url).steps)
+    else:
+        undo = [r.step.inverse() for r in reversed(run.done)]
+    from migplan.db import executor
+
     revert = executor.run_steps(
         project,
         graph,
@@ -231,6 +246,89 @@ def _apply_plan(
     )
     heads = _heads_or(session, heads)
     return ApplyResult(plan, run.done, heads, run.failed, revert.done, revert.failed)
+
+
+def _checkpoint_runner(
+    project: Project,
+    env: Environment,
+    graph: RevisionGraph,
+    plan: Plan,
+    session: Session,
+    notify: locking.WaitFn | None,
+) -> Runner:
+    """Run a plan that starts from a checkpoint: its file read and the database
+    found empty under the lock, before anything is written (else StalePlan)."""
+    first = plan.steps[0]
+    target = loading.target_schema(session.connection)
+    found, statements = checkpoints.statements_for(
+        project, first.path, first.checksum, target
+    )
+    loading.require_empty(session.connection, project.tables)
+
+    def run(
+        session: Session, trail: AuditTrail, progress: ProgressFn | None
+    ) -> RunResult:
+        return _from_checkpoint(
+            project,
+            env,
+            graph,
+            plan,
+            session,
+            trail,
+            progress,
+            notify,
+            statements,
+            dict(found.covers),
+        )
+
+    return run
+
+
+def _from_checkpoint(
+    project: Project,
+    env: Environment,
+    graph: RevisionGraph,
+    plan: Plan,
+    session: Session,
+    trail: AuditTrail,
+    progress: ProgressFn | None,
+    notify: locking.WaitFn | None,
+    statements: list[str],
+    covers: dict[str, str],
+) -> RunResult:
+    """Load the plan's checkpoint (one transaction: its schema and rows, the
+    version table at its revision, its audit record), then run the rest."""
+    first, total = plan.steps[0], len(plan.steps)
+    if progress is not None:
+        progress(Progress("start", 1, total, first))
+    loaded = loading.load(session, first, statements, trail, covers)
+    if progress is not None:
+        ended = Progress("done", 1, total, first, loaded.seconds)
+        if loaded.error:
+            ended = dataclasses.replace(ended, event="failed")
+        progress(ended)
+    if loaded.error is not None:
+        return RunResult((), loaded)
+    if total == 1:
+        return RunResult((loaded,))
+
+    def numbered(event: Progress) -> None:
+        # the steps after it, numbered as the plan shows them
+        assert progress is not None
+        progress(dataclasses.replace(event, index=event.index + 1, total=total))
+
+    rest = dataclasses.replace(plan, current=session.read_heads(), steps=plan.steps[1:])
+    run = _with_lock_retries(
+        project,
+        env,
+        graph,
+        rest,
+        session,
+        trail,
+        numbered if progress is not None else None,
+        notify,
+    )
+    return RunResult((loaded, *run.done), run.failed)
 
 
 def _with_lock_retries(
@@ -246,6 +344,8 @@ def _with_lock_retries(
     """Run the plan's steps; a migration whose lock wait timed out (ddl:
     lock_timeout) and left nothing behind is rolled back, waited for (growing,
     jittered) and tried again, up to ddl.retries times; the rest then go on."""
+    from migplan.db import executor
+
     policy = env.ddl
     if policy.lock_timeout is None and policy.statement_timeout is None:
         return executor.run_steps(
@@ -441,7 +541,8 @@ def resolve(
                     f"revision {dirty.dirty_revision} no longer exists; resolve --as "
                     "reverted"
                 )
-            step = (dirty.dirty_revision, dirty.dirty_direction == "upgrade")
+            # a half-loaded checkpoint, completed by hand, is at its revision
+            step = (dirty.dirty_revision, dirty.dirty_direction != "downgrade")
             heads = graph.heads_after(heads, [step])
             session.write_heads(heads)
         audit.mark_resolved(session.connection, project.tables, dirty.id)

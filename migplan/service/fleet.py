@@ -45,7 +45,12 @@ if TYPE_CHECKING:
 
 
 def plan(
-    project: Project, env: Environment, *, shard: Shard | None = None, workers: int = 16
+    project: Project,
+    env: Environment,
+    *,
+    shard: Shard | None = None,
+    workers: int = 16,
+    checkpoint: bool = True,
 ) -> FleetPlan:
     """Plan every member of a fleet (reading them concurrently) and group them."""
 
@@ -54,7 +59,10 @@ def plan(
 
     def one(member: Member) -> MemberPlan:
         try:
-            return MemberPlan(member, planning.plan(project, env, url=member.url))
+            return MemberPlan(
+                member,
+                planning.plan(project, env, url=member.url, checkpoint=checkpoint),
+            )
         except MigplanError as err:
             return MemberPlan(member, error=str(err))
 
@@ -84,6 +92,7 @@ def apply(
     shard: Shard | None = None,
     on_result: ResultFn | None = None,
     lock_timeout: float | None = None,
+    checkpoint: bool = True,
 ) -> FleetResult:
     """Bring every member of a fleet to the target: canaries first, then the rest
     `rollout.concurrency` at a time, stopping once more than `max_failures` fail."""
@@ -106,7 +115,12 @@ def apply(
                 while queue and len(running) < workers and stopped is None:
                     member = queue.pop(0)
                     future = pool.submit(
-                        apply_member, str(project.path), env.name, member, lock_timeout
+                        apply_member,
+                        str(project.path),
+                        env.name,
+                        member,
+                        lock_timeout,
+                        checkpoint,
                     )
                     running[future] = member
                 if not running:
@@ -140,7 +154,11 @@ def apply(
 
 
 def apply_member(
-    config_path: str, env_name: str, member: Member, lock_timeout: float | None = None
+    config_path: str,
+    env_name: str,
+    member: Member,
+    lock_timeout: float | None = None,
+    checkpoint: bool = True,
 ) -> MemberResult:
     """Plan and apply one member (in a worker process): under its own lock, as a
     single database would be; a refusal or a failure is its result, not raised."""
@@ -153,7 +171,7 @@ def apply_member(
         env = project.environment(env_name)
         if member.schema is not None:
             catalog.ensure_schema(member.url, member.schema)
-        plan = planning.plan(project, env, url=member.url)
+        plan = planning.plan(project, env, url=member.url, checkpoint=checkpoint)
         before = plan.current
         result = execution.apply(
             project, env, project.graph, plan, url=member.url, lock_timeout=lock_timeout

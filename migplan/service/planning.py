@@ -21,6 +21,7 @@ from migplan.db import audit
 from migplan.db import database
 from migplan.errors import MigplanError
 from migplan.project import findings
+from migplan.service import checkpoints
 from migplan.service import membership
 from migplan.service import promote
 
@@ -39,8 +40,11 @@ def plan(
     *,
     url: DatabaseURL | None = None,
     imports: bool = False,
+    checkpoint: bool = True,
 ) -> Plan:
-    """Return the plan that brings `env`'s database (or `url`) to its target.
+    """Return the plan that brings `env`'s database (or `url`) to its target; an
+    empty database at base starts from a checkpoint where one applies (unless
+    `checkpoint` is False).
 
     Its notes say what apply would refuse (a dirty database, a step the lint
     policy refuses, a changed applied file with on_modified: refuse, a revision
@@ -52,6 +56,8 @@ def plan(
     made = describe(
         project, planner.route(project.graph, current, env.target), env.name, url
     )
+    if not current:
+        made = checkpoints.start_from(project, made, url, enabled=checkpoint)
     notes = preflight(project, env, made, url, imports=imports).notes()
     return dataclasses.replace(made, notes=made.notes + notes)
 
@@ -214,7 +220,7 @@ def preflight(
     unimportable = []
     if (
         imports
-        and plan.steps
+        and not all(step.is_checkpoint for step in plan.steps)
         and not any(f.kind == "broken" for step in plan.steps for f in step.findings)
     ):
         from migplan.db import executor  # imports Alembic: not on plan's fast path

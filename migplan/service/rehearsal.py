@@ -50,6 +50,11 @@ def rehearse(
     """Run `plan` in one transaction on the database, under the migration lock, and
     roll it back; return what each step did."""
     url = url or env.url
+    if any(step.is_checkpoint for step in plan.steps):
+        raise MigplanError(
+            "this plan loads a checkpoint, which a rehearsal cannot roll back "
+            "step by step; rehearse the replay with --no-checkpoint"
+        )
     if not url.transactional_ddl:
         raise MigplanError(
             f"a rehearsal needs transactional DDL (PostgreSQL, SQLite); on "

@@ -23,6 +23,7 @@ from migplan.core import planner
 from migplan.core.results import heads_text
 from migplan.errors import MigplanError
 from migplan.errors import StalePlan
+from migplan.service import checkpoints
 from migplan.service import planning
 
 if TYPE_CHECKING:
@@ -100,6 +101,8 @@ def load(path: Path, project: Project, env: Environment, url: DatabaseURL) -> Pl
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise MigplanError(f"{path}: malformed plan: {err}") from err
     for step in saved:
+        if step.is_checkpoint:
+            continue  # its file's checksum is checked against the fresh plan's
         if step.revision not in graph:
             raise StalePlan(f"revision {step.revision} of {path} no longer exists")
         if graph.checksum(step.revision) != step.checksum:
@@ -114,6 +117,8 @@ def load(path: Path, project: Project, env: Environment, url: DatabaseURL) -> Pl
         fresh = planning.describe(
             project, planner.Route(route.current, target, route.moves), env.name, url
         )
+        if any(s.is_checkpoint for s in saved):
+            fresh = checkpoints.start_from(project, fresh, url)
     except MigplanError as err:
         raise StalePlan(f"{path}: its plan cannot be made again: {err}") from err
     if _shape(fresh.steps) != _shape(saved) or fresh.after != after:

@@ -18,6 +18,7 @@ from migplan.db import drift
 from migplan.db import executor
 from migplan.db import reflect
 from migplan.db import session as sessions
+from migplan.service import checkpoints
 
 if TYPE_CHECKING:
     from migplan.core.environment import Environment
@@ -78,7 +79,11 @@ def verify(
                 )
         if url is not None:
             reflect.empty(scratch)
-    return Report(tuple(checks), heads, differences, tuple(problems))
+    proven = checkpoints.prove(project, env, url, progress)
+    problems += proven.problems
+    return Report(
+        tuple(checks), heads, differences, tuple(problems), proven.checkpoints
+    )
 
 
 def _round_trip(
