@@ -322,6 +322,38 @@ def bench_shape(
         )
         if size >= 5000:
             rows[-1].ok = plan_warm.seconds <= alembic_heads.seconds * 0.20
+        # a database at base (no file yet): the whole history is the plan
+        at_base = [*MIGPLAN, "-c", str(_base_env(root, shape)), "plan", "--json"]
+        run(at_base, root, env)
+        plan_base, heads_again = turns(
+            repeat, Cmd(at_base, root, env=env), Cmd([*ALEMBIC, "heads"], root)
+        )
+        rows.append(
+            Row(
+                shape,
+                "plan --json, at base",
+                label,
+                plan_base,
+                heads_again,
+                "alembic heads",
+                "<= 0.15x" if size >= 5000 else "",
+            )
+        )
+        if size >= 5000:
+            rows[-1].ok = plan_base.seconds <= heads_again.seconds * 0.15
+        rows.append(
+            Row(
+                shape,
+                "plan --json, at base",
+                label,
+                plan_base,
+                plan_warm,
+                "plan, warm (up to date-ish)",
+                "<= 2x" if size >= 5000 else "",
+            )
+        )
+        if size >= 5000:
+            rows[-1].ok = plan_base.seconds <= plan_warm.seconds * 2
         sql = measure(
             max(1, repeat // 2), [*ALEMBIC, "upgrade", f"{target}:head", "--sql"], root
         )
@@ -384,6 +416,25 @@ def bench_shape(
         )
         if size >= 5000:
             rows[-1].ok = status_one.seconds <= current.seconds / 20
+        status_two = measure(
+            repeat,
+            [*MIGPLAN, "-c", str(_head_and_base(root, shape)), "status"],
+            root,
+            env=env,
+        )
+        rows.append(
+            Row(
+                shape,
+                "status, 1 at head + 1 at base",
+                label,
+                status_two,
+                current,
+                "alembic current",
+                "<= 0.05x" if size >= 5000 else "",
+            )
+        )
+        if size >= 5000:
+            rows[-1].ok = status_two.seconds <= current.seconds * 0.05
 
         if size in apply_sizes:
             fresh = root / "apply.db"
@@ -510,6 +561,28 @@ def _one_env(root: Path, shape: str) -> Path:
         "migrations: migrations\n"
         + _app_line(shape)
         + "environments:\n  dev:\n    url: sqlite:///bench.db\n    target: heads\n"
+    )
+    return path
+
+
+def _base_env(root: Path, shape: str) -> Path:
+    path = root / "base-env.yaml"
+    path.write_text(
+        "migrations: migrations\n"
+        + _app_line(shape)
+        + "environments:\n  fresh:\n    url: sqlite:///never.db\n    target: heads\n"
+    )
+    return path
+
+
+def _head_and_base(root: Path, shape: str) -> Path:
+    path = root / "head-and-base.yaml"
+    path.write_text(
+        "migrations: migrations\n"
+        + _app_line(shape)
+        + "environments:\n"
+        + "  dev:\n    url: sqlite:///bench.db\n    target: heads\n"
+        + "  fresh:\n    url: sqlite:///never.db\n    target: heads\n"
     )
     return path
 
@@ -646,6 +719,13 @@ GOALS = [
         1.25,
     ),
     ("plan, warm", 5000, "warm plan 5,000 / alembic heads", 0.20),
+    ("plan --json, at base", 5000, "plan --json at base 5,000 / alembic heads", 0.15),
+    (
+        "status, 1 at head + 1 at base",
+        5000,
+        "status head+base 5,000 / alembic current",
+        0.05,
+    ),
     ("apply peak memory, SQLite", 1000, "apply 1,000 SQLite peak RSS / alembic's", 1.0),
     (
         "apply peak memory, PostgreSQL",
@@ -660,7 +740,7 @@ GOALS = [
 def print_goals(rows: list[Row], shapes: list[str], sizes: list[int]) -> None:
     """One line per goal, a column per shape (the app shape, the headline, first)."""
     small, large = f"{min(sizes):,}", f"{max(sizes):,}"
-    header = ["goal (issue 15)", "target", *shapes]
+    header = ["goal (issues 12, 15)", "target", *shapes]
     body = []
     for scenario, size, label, goal in GOALS:
         scenario = scenario.format(small=small, large=large)

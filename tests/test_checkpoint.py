@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from migplan.core import checkpoint
+from migplan.core import planner
 from migplan.core.checkpoint import CheckpointError
 from migplan.core.graph import RevisionGraph
 from migplan.core.planner import make_plan
@@ -64,12 +65,18 @@ def test_a_checkpoint_is_stale_when_a_covered_file_changes_or_is_edited(graph):
     assert "edited after it was made" in tampered.problems(graph)[0]
 
 
+def upgrading(plan):
+    return {s.revision for s in plan.steps if s.direction == "upgrade"}
+
+
 def test_a_plan_from_base_starts_from_the_checkpoint_then_runs_the_rest(graph):
-    plan = make_plan(graph, (), ["head"])
+    route = planner.route(graph, (), ["head"])
+    plan = planner.plan_route(graph, route)
     found = made(graph, "c")
-    best, notes = checkpoint.choose(plan, [found], graph, "sqlite")
+    best, notes = checkpoint.choose(upgrading(plan), [found], graph, "sqlite")
     assert best is found and notes == []
-    started = checkpoint.start_from(plan, found)
+    rest = planner.plan_route(graph, checkpoint.rest(route, found))
+    started = checkpoint.start_from(rest, found)
     assert steps(started)[0] == ("checkpoint", "c")
     rest = [r for d, r in steps(started)[1:]]
     assert rest == [r for r in plan_order(plan) if r not in {"a", "b", "c"}]
@@ -84,27 +91,21 @@ def plan_order(plan):
 def test_the_checkpoint_that_replaces_most_is_chosen_and_others_are_left(graph):
     plan = make_plan(graph, (), ["head"])
     low, high = made(graph, "b"), made(graph, "m")
-    best, _ = checkpoint.choose(plan, [low, high], graph, "sqlite")
+    best, _ = checkpoint.choose(upgrading(plan), [low, high], graph, "sqlite")
     assert best is high
     # a target below the checkpoint, another dialect, a database not at base
-    assert (
-        checkpoint.choose(make_plan(graph, (), ["c"]), [high], graph, "sqlite")[0]
-        is None
-    )
-    assert checkpoint.choose(plan, [high], graph, "postgresql")[0] is None
-    assert (
-        checkpoint.choose(make_plan(graph, ("a",), ["head"]), [high], graph, "sqlite")[
-            0
-        ]
-        is None
-    )
+    below = upgrading(make_plan(graph, (), ["c"]))
+    assert checkpoint.choose(below, [high], graph, "sqlite")[0] is None
+    assert checkpoint.choose(upgrading(plan), [high], graph, "postgresql")[0] is None
+    partway = upgrading(make_plan(graph, ("a",), ["head"]))
+    assert checkpoint.choose(partway, [high], graph, "sqlite")[0] is None
 
 
 def test_a_stale_checkpoint_is_named_and_not_used(graph):
     plan = make_plan(graph, (), ["head"])
     text = checkpoint.render("c", "sqlite", {"c": "0" * 64}, "")
     stale = checkpoint.parse_header(text, "c.sqlite.sql")
-    best, notes = checkpoint.choose(plan, [stale], graph, "sqlite")
+    best, notes = checkpoint.choose(upgrading(plan), [stale], graph, "sqlite")
     assert best is None
     assert notes and "is stale" in notes[0] and "replaying instead" in notes[0]
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic.script import ScriptDirectory
 from conftest import MYSQL_ADMIN_URL
 from conftest import PG_ADMIN_URL
 from conftest import Project
@@ -379,3 +380,61 @@ def test_a_load_that_fails_leaves_base_or_a_dirty_database_said(
         engine.dispose()
         assert left == []
         assert after.exit_code == 0 and "checkpoint" in after.stdout
+
+
+def test_plain_alembic_never_sees_a_checkpoint_and_keeps_replaying(
+    project: Project, sqlite_url: str
+):
+    from alembic import command
+    from alembic.config import Config
+
+    history(project)
+    configure(project, dev=sqlite_url)
+    assert run(project.root, "checkpoint").exit_code == 0
+    config = Config()
+    config.set_main_option("script_location", str(project.root / "migrations"))
+    config.set_main_option("sqlalchemy.url", sqlite_url)
+    assert {
+        s.revision for s in ScriptDirectory.from_config(config).walk_revisions()
+    } == {
+        "r1",
+        "r2",
+        "r3",
+    }
+    command.upgrade(config, "head")
+    assert version_rows(sqlite_url) == ["r3"]
+    assert sorted(r[0] for r in query(sqlite_url, "SELECT rev FROM log")) == [
+        "r1",
+        "r2",
+        "r3",
+    ]
+
+
+def test_a_checkpoint_too_big_for_one_postgresql_transaction_is_replayed(
+    project: Project, pg_url: str
+):
+    from migplan.core import checkpoint
+
+    history(project)
+    configure(project, dev=pg_url)
+    for url in fresh_database(pg_url):
+        assert run(project.root, "checkpoint", "--url", url).exit_code == 0
+    path = checkpoint_file(project, "r3", pg_url)
+    text = path.read_text()
+    found = checkpoint.parse_header(text)
+    assert found.relations >= 8  # color, item, log: tables, keys, sequences, TOAST
+    # as if its history had created a million relations
+    path.write_text(
+        checkpoint.render(
+            found.revision,
+            found.dialect,
+            found.covers,
+            checkpoint.body(text),
+            schema=found.schema,
+            tool=found.tool,
+            relations=1_000_000,
+        )
+    )
+    plan = json.loads(run(project.root, "plan", "dev", "--json").stdout)
+    assert [s["direction"] for s in plan["steps"]] == ["upgrade"] * 3
+    assert any("max_locks_per_transaction" in n for n in plan["notes"])

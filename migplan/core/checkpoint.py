@@ -22,12 +22,14 @@ import dataclasses
 import hashlib
 import json
 import re
+from collections.abc import Collection
 from collections.abc import Iterable
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from migplan.core.graph import RevisionGraph
 from migplan.core.planner import Plan
+from migplan.core.planner import Route
 from migplan.core.planner import Step
 
 FORMAT = 1
@@ -59,6 +61,9 @@ class Checkpoint:
     body_sha256: str = ""
     body_intact: bool = True
     """Whether the dump is the one the header was written for."""
+    relations: int = 0
+    """PostgreSQL: the relations loading it creates, each locked until the load
+    commits (0: not counted)."""
 
     def problems(self, graph: RevisionGraph) -> list[str]:
         """Why this checkpoint cannot stand for a replay of its revisions now:
@@ -104,9 +109,11 @@ def render(
     *,
     schema: str | None = None,
     tool: str = "",
+    relations: int = 0,
 ) -> str:
     """Return the text of a checkpoint file."""
     header = {
+        "relations": relations,
         "format": FORMAT,
         "revision": revision,
         "dialect": dialect,
@@ -159,6 +166,7 @@ def parse_header(text: str, path: str = "") -> Checkpoint:
         body_sha256=str(header.get("body_sha256") or ""),
         body_intact=hashlib.sha256(body.encode()).hexdigest()
         == header.get("body_sha256"),
+        relations=int(header.get("relations") or 0),
     )
 
 
@@ -176,20 +184,15 @@ def file_name(revision: str, dialect: str) -> str:
 
 
 def choose(
-    plan: Plan,
+    upgrading: Collection[str],
     checkpoints: Iterable[Checkpoint],
     graph: RevisionGraph,
     dialect: str,
 ) -> tuple[Checkpoint | None, list[str]]:
-    """The checkpoint a plan from base may start from (the one that replaces the
-    most of its steps), and why others of its dialect cannot be used.
-
-    Only a plan from base that upgrades through a checkpoint's whole history
-    uses it; the caller knows the database is empty, too.
-    """
-    if plan.current or not plan.steps:
-        return None, []
-    upgrading = {s.revision for s in plan.steps if s.direction == "upgrade"}
+    """The checkpoint a plan from base that upgrades `upgrading` may start from
+    (the one that replaces the most of them), and why others of its dialect
+    cannot be used. Only one whose whole history the plan upgrades through
+    qualifies; the caller knows the database is at base and empty, too."""
     best: Checkpoint | None = None
     notes: list[str] = []
     for found in checkpoints:
@@ -198,20 +201,27 @@ def choose(
         problems = found.problems(graph)
         if problems:
             notes += [f"{p}: replaying instead" for p in problems]
-        elif set(found.covers) <= upgrading and (
+        elif all(r in upgrading for r in found.covers) and (
             best is None or len(found.covers) > len(best.covers)
         ):
             best = found
     return best, notes
 
 
-def start_from(plan: Plan, checkpoint: Checkpoint) -> Plan:
-    """The plan with the revisions the checkpoint covers replaced by loading it,
-    first; the others keep their order (their ancestors are either loaded by the
-    checkpoint or run before them, as they did)."""
-    covered = set(checkpoint.covers)
-    rest = tuple(s for s in plan.steps if s.revision not in covered)
-    return dataclasses.replace(plan, steps=(checkpoint.step(), *rest))
+def rest(route: Route, checkpoint: Checkpoint) -> Route:
+    """What is left of a route from base once the checkpoint is loaded: its other
+    revisions, in their order (their ancestors are either loaded by the
+    checkpoint or run before them, as they were), from the checkpoint's revision."""
+    covered = checkpoint.covers
+    moves = tuple(move for move in route.moves if move[0] not in covered)
+    return Route((checkpoint.revision,), route.target, moves)
+
+
+def start_from(rest_plan: Plan, checkpoint: Checkpoint) -> Plan:
+    """The plan of a database at base: the checkpoint, then the plan of `rest`."""
+    return dataclasses.replace(
+        rest_plan, current=(), steps=(checkpoint.step(), *rest_plan.steps)
+    )
 
 
 _SET = re.compile(r"SET\s+(?!LOCAL\b|SESSION\b)", re.I)

@@ -42,6 +42,16 @@ class Tables:
     schema: str | None = None
     audit_table: str = "migplan_audit"
 
+    @property
+    def steps_table(self) -> str:
+        """The audit trail's steps, a row each (beside the audit table)."""
+        return f"{self.audit_table}_steps"
+
+    @property
+    def own(self) -> tuple[str, ...]:
+        """migplan's own tables: never the models', never dumped or compared."""
+        return (self.audit_table, self.steps_table)
+
 
 @dataclass(frozen=True)
 class RollbackPolicy:

@@ -229,7 +229,7 @@ def app_context(
     urls = {name: sync_url(url) for name, url in (binds or {}).items()}
     app = load_app(project.app, project.root, engine, urls)
     # migplan's audit table is not in the models: autogenerate must not drop it
-    _skip_tables(app, (project.audit_table,))
+    _skip_tables(app, project.tables.own)
     with app.app_context():
         yield app
 

@@ -44,8 +44,24 @@ def user_tables(connection: Connection, tables: Tables) -> list[str]:
 
     inspector = sa.inspect(connection)
     names = inspector.get_table_names() + inspector.get_view_names()
-    own = {tables.version_table, tables.audit_table}
+    own = {tables.version_table, *tables.own}
     return sorted(n for n in names if n not in own and not n.startswith("migplan_"))
+
+
+def lock_room(connection: Connection) -> int | None:
+    """PostgreSQL: how many relations one transaction may lock, leaving the
+    others a quarter of the shared lock table (None elsewhere)."""
+    if connection.dialect.name != "postgresql":
+        return None
+    try:
+        slots = connection.exec_driver_sql(
+            "SELECT current_setting('max_locks_per_transaction')::int * "
+            "(current_setting('max_connections')::int + "
+            "current_setting('max_prepared_transactions')::int)"
+        ).scalar()
+    finally:
+        connection.rollback()
+    return int(slots or 0) * 3 // 4
 
 
 def is_empty(connection: Connection, tables: Tables) -> bool:

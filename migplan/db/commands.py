@@ -83,7 +83,7 @@ def _environment(
             connection = stack.enter_context(_connect(engine)) if online else None
         app = stack.enter_context(appload.app_context(project, engine, env.bind_urls()))
         config.attributes["target_metadata"] = appload.target_metadata(project, app)
-        config.attributes["migplan.tables"] = (project.audit_table,)
+        config.attributes["migplan.tables"] = project.tables.own
         if connection is not None:
             config.attributes["connection"] = connection
         stack.enter_context(

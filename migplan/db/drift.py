@@ -76,6 +76,10 @@ def environment_drift(project: Project, url: DatabaseURL) -> list[Difference]:
                     "drift needs the models: set 'app:' or 'metadata:' in migplan.yaml"
                 )
             with database.connect(url) as connection:
-                return compare(connection, metadata, ignore=[project.version_table])
+                return compare(
+                    connection,
+                    metadata,
+                    ignore=[project.version_table, *project.tables.own],
+                )
     finally:
         engine.dispose()

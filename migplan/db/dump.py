@@ -28,6 +28,8 @@ from migplan.errors import describe
 from migplan.errors import mask
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
     from migplan.core.environment import Tables
 
 _PSQL_META = re.compile(r"^\\(?:restrict|unrestrict)\b.*$\n?", re.M)
@@ -74,16 +76,69 @@ def scratch(url: DatabaseURL | None, dialect: str) -> Iterator[tuple[DatabaseURL
             yield DatabaseURL.parse(made.render_as_string(hide_password=False)), name
     finally:
         try:
-            with engine.begin() as connection:
-                connection.exec_driver_sql(drop.format(name))
+            _drop(engine, url.dialect, name, drop)
         finally:
             engine.dispose()
+
+
+def _drop(engine: Engine, dialect: str, name: str, drop: str) -> None:
+    """Drop the scratch schema: on PostgreSQL its tables a few hundred per
+    transaction first, since one transaction can lock only so many relations
+    (max_locks_per_transaction), and a long history has thousands."""
+    import sqlalchemy as sa
+
+    try:
+        if dialect == "postgresql":
+            with engine.connect() as connection:
+                tables = (
+                    connection.exec_driver_sql(
+                        "SELECT tablename FROM pg_tables WHERE schemaname = %(s)s",
+                        {"s": name},
+                    )
+                    .scalars()
+                    .all()
+                )
+            for start in range(0, len(tables), 200):
+                names = ", ".join(
+                    f'{name}."{t.replace(chr(34), chr(34) * 2)}"'
+                    for t in tables[start : start + 200]
+                )
+                with engine.begin() as connection:
+                    connection.exec_driver_sql(f"DROP TABLE {names} CASCADE")
+        with engine.begin() as connection:
+            connection.exec_driver_sql(drop.format(name))
+    except sa.exc.SQLAlchemyError as err:
+        raise MigplanError(
+            f"cannot drop the scratch {name}: {describe(err)}; drop it by hand"
+        ) from err
+
+
+def relations(url: DatabaseURL, name: str) -> int:
+    """How many relations (tables, indexes, sequences, views, TOAST tables and
+    their indexes) the replayed scratch schema holds: what one transaction that
+    loads it must lock, on PostgreSQL."""
+    import sqlalchemy as sa
+
+    engine = database.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            found = connection.exec_driver_sql(
+                "SELECT count(*) + 2 * count(NULLIF(c.reltoastrelid, 0)) "
+                "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = %(s)s",
+                {"s": name},
+            ).scalar()
+    except sa.exc.SQLAlchemyError as err:
+        raise MigplanError(f"{url}: {describe(err)}") from err
+    finally:
+        engine.dispose()
+    return int(found or 0)
 
 
 def dump(url: DatabaseURL, name: str, tables: Tables) -> tuple[str, str]:
     """The dump of the replayed scratch (`name`: its schema or database) without
     the version table and migplan's own, and what made it."""
-    skip = [tables.version_table, tables.audit_table, "migplan_lock"]
+    skip = [tables.version_table, *tables.own]
     if url.dialect == "sqlite":
         return _sqlite(url, skip), "sqlite3"
     if url.dialect == "postgresql":
@@ -135,8 +190,9 @@ def _run(command: list[str], env: dict[str, str], what: str) -> str:
     except OSError as err:
         raise MigplanError(f"cannot run {what}: {err.strerror}") from err
     if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
-        raise MigplanError(f"{what} failed: {mask(last)}")
+        lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+        said = " ".join(lines[-2:]) or "(no message)"
+        raise MigplanError(f"{what} failed: {mask(said)}")
     return done.stdout
 
 

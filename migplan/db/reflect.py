@@ -105,7 +105,7 @@ def snapshot(connection: sa.Connection, tables: Tables) -> dict[str, object]:
     unique and check constraints; views, sequences (and where they are), enum
     types; every row. The version table and migplan's own are left out; the
     schema's own name is written as ``<schema>``, so two schemas compare."""
-    ignore = {tables.version_table, tables.audit_table}
+    ignore = {tables.version_table, *tables.own}
     try:
         inspector = sa.inspect(connection)
         reflected = schema(connection, ignore)
@@ -144,6 +144,22 @@ def snapshot(connection: sa.Connection, tables: Tables) -> dict[str, object]:
                     ).one()
                 )
                 for name in sorted(inspector.get_sequence_names())
+            }
+        elif dialect == "mysql":
+            # where each table's AUTO_INCREMENT stands
+            counters = connection.exec_driver_sql(
+                "SELECT TABLE_NAME, AUTO_INCREMENT FROM information_schema.TABLES "
+                "WHERE TABLE_SCHEMA = DATABASE() AND AUTO_INCREMENT IS NOT NULL"
+            ).all()
+            found["sequences"] = {
+                str(name): int(value) for name, value in counters if name in reflected
+            }
+        elif inspector.has_table("sqlite_sequence"):
+            counters = connection.exec_driver_sql(
+                "SELECT name, seq FROM sqlite_sequence"
+            ).all()
+            found["sequences"] = {
+                str(name): int(value) for name, value in counters if name in reflected
             }
         found["rows"] = {table: _rows(connection, table) for table in names}
         return found

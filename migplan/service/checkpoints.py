@@ -21,7 +21,6 @@ from migplan.project import checkpoints as files
 
 if TYPE_CHECKING:
     from migplan.core.environment import Environment
-    from migplan.core.planner import Plan
     from migplan.core.url import DatabaseURL
     from migplan.project.config import Project
 
@@ -67,8 +66,11 @@ def make(
     covers = {r: graph.checksum(r) for r in graph.ancestors([rev])}
     with dump.scratch(url, dialect) as (scratch, name):
         _replay(project, env, scratch, rev)
+        relations = dump.relations(scratch, name) if dialect == "postgresql" else 0
         body, tool = dump.dump(scratch, name, project.tables)
-    text = checkpoint.render(rev, dialect, covers, body, schema=name or None, tool=tool)
+    text = checkpoint.render(
+        rev, dialect, covers, body, schema=name or None, tool=tool, relations=relations
+    )
     path = files.write(project, rev, dialect, text)
     return Made(
         path,
@@ -128,34 +130,46 @@ def _replay(
             )
 
 
-def start_from(
-    project: Project, plan: Plan, url: DatabaseURL, *, enabled: bool = True
-) -> Plan:
-    """The plan with a checkpoint first, where one applies: the database is at
-    base and empty, and a fresh checkpoint of its dialect lies below the target.
-    A stale one is said in the notes, and the plan replays."""
-    if plan.current or not plan.steps:
-        return plan
+def choose(
+    project: Project, route: planner.Route, url: DatabaseURL, *, enabled: bool = True
+) -> tuple[Checkpoint | None, list[str]]:
+    """The checkpoint a route from base starts from, where one applies: the
+    database is at base and empty, and a fresh checkpoint of its dialect lies
+    below the target; and why others are not used (stale ones are named)."""
+    if route.current or not route.moves:
+        return None, []
     found = files.read_all(project, url.dialect)
     if not found:
-        return plan
-    best, notes = checkpoint.choose(plan, found, project.graph, url.dialect)
-    if not enabled:
-        if best is not None:
-            notes.append(f"--no-checkpoint: replaying instead of {best.path}")
-        return dataclasses.replace(plan, notes=plan.notes + tuple(notes))
-    if best is not None and not _empty(project, url):
-        notes.append(f"{best.path} is not used: the database is at base but not empty")
+        return None, []
+    upgrading = {revision for revision, up in route.moves if up}
+    best, notes = checkpoint.choose(upgrading, found, project.graph, url.dialect)
+    if best is not None and not enabled:
+        notes.append(f"--no-checkpoint: replaying instead of {best.path}")
         best = None
-    made = plan if best is None else checkpoint.start_from(plan, best)
-    return dataclasses.replace(made, notes=made.notes + tuple(notes))
+    if best is not None:
+        unusable = _unusable(project, url, best)
+        if unusable:
+            notes.append(f"{best.path} is not used: {unusable}")
+            best = None
+    return best, notes
 
 
-def _empty(project: Project, url: DatabaseURL) -> bool:
+def _unusable(project: Project, url: DatabaseURL, found: Checkpoint) -> str | None:
+    """Why the database at `url` cannot load `found` now, if it cannot: it is
+    not empty, or (PostgreSQL) one transaction cannot lock all it creates."""
     if not database.exists(url):
-        return True
+        return None
     with database.connect(url) as connection:
-        return loading.is_empty(connection, project.tables)
+        if not loading.is_empty(connection, project.tables):
+            return "the database is at base but not empty"
+        room = loading.lock_room(connection)
+    if room is not None and found.relations > room:
+        return (
+            f"loading it creates {found.relations} relations in one transaction, "
+            f"more than PostgreSQL's lock table holds for one ({room}: raise "
+            "max_locks_per_transaction to load it); replaying instead"
+        )
+    return None
 
 
 def statements_for(

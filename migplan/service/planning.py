@@ -9,6 +9,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from migplan.core import checkpoint as core_checkpoint
 from migplan.core import planner
 from migplan.core import policy
 from migplan.core.results import heads_text
@@ -53,11 +54,13 @@ def plan(
     """
     url = url or env.url
     current = database.read_heads(url, project.tables)
-    made = describe(
-        project, planner.route(project.graph, current, env.target), env.name, url
+    made = describe_from(
+        project,
+        planner.route(project.graph, current, env.target),
+        env.name,
+        url,
+        checkpoint=checkpoint,
     )
-    if not current:
-        made = checkpoints.start_from(project, made, url, enabled=checkpoint)
     notes = preflight(project, env, made, url, imports=imports).notes()
     return dataclasses.replace(made, notes=made.notes + notes)
 
@@ -142,6 +145,28 @@ def describe(
         dialect=url.dialect,
         analyses=findings.analyses(graph, route.revisions),
     )
+
+
+def describe_from(
+    project: Project,
+    route: planner.Route,
+    environment: str,
+    url: DatabaseURL,
+    *,
+    checkpoint: bool = True,
+) -> Plan:
+    """`describe`, with a checkpoint first where the database at `url` may load
+    one (see checkpoints.choose): the revisions it covers are neither steps nor
+    linted. Why a checkpoint is not used is in the notes."""
+    if route.current:
+        return describe(project, route, environment, url)
+    best, notes = checkpoints.choose(project, route, url, enabled=checkpoint)
+    if best is None:
+        made = describe(project, route, environment, url)
+    else:
+        rest = describe(project, core_checkpoint.rest(route, best), environment, url)
+        made = core_checkpoint.start_from(rest, best)
+    return dataclasses.replace(made, notes=made.notes + tuple(notes))
 
 
 def positions(project: Project) -> tuple[list[Marker], list[str]]:

@@ -23,7 +23,6 @@ from migplan.core import planner
 from migplan.core.results import heads_text
 from migplan.errors import MigplanError
 from migplan.errors import StalePlan
-from migplan.service import checkpoints
 from migplan.service import planning
 
 if TYPE_CHECKING:
@@ -114,11 +113,13 @@ def load(path: Path, project: Project, env: Environment, url: DatabaseURL) -> Pl
     # by now: `head` moves when a revision is added)
     try:
         route = planner.route(graph, current, after or ("base",))
-        fresh = planning.describe(
-            project, planner.Route(route.current, target, route.moves), env.name, url
+        fresh = planning.describe_from(
+            project,
+            planner.Route(route.current, target, route.moves),
+            env.name,
+            url,
+            checkpoint=any(s.is_checkpoint for s in saved),
         )
-        if any(s.is_checkpoint for s in saved):
-            fresh = checkpoints.start_from(project, fresh, url)
     except MigplanError as err:
         raise StalePlan(f"{path}: its plan cannot be made again: {err}") from err
     if _shape(fresh.steps) != _shape(saved) or fresh.after != after:
