@@ -146,7 +146,7 @@ def test_flask_migrate_project_is_applied_to_another_database(tmp_path, db_url):
     assert result.returncode == 0, result.stderr
     assert result.stdout.endswith(f"Applied 2 steps; staging is at {second}.\n")
     assert state(db_url, "user") == (
-        {"alembic_version", "migplan_audit", "user"},
+        {"alembic_version", "migplan_audit", "migplan_audit_steps", "user"},
         {"id", "name", "email"},
         [second],
     )
@@ -166,7 +166,7 @@ def test_flask_migrate_project_is_applied_to_another_database(tmp_path, db_url):
     result = run_process(root, "db", "downgrade", "-e", "staging")
     assert result.returncode == 0, result.stderr
     assert state(db_url, "user") == (
-        {"alembic_version", "migplan_audit", "user"},
+        {"alembic_version", "migplan_audit", "migplan_audit_steps", "user"},
         {"id", "name"},
         [first],
     )
@@ -233,7 +233,7 @@ def test_plain_alembic_project_is_applied_to_the_env_url(tmp_path, db_url):
     assert result.returncode == 0, result.stderr
     assert result.stdout.endswith(f"Applied 1 step; dev is at {rev}.\n")
     assert state(db_url, "account") == (
-        {"alembic_version", "migplan_audit", "account"},
+        {"alembic_version", "migplan_audit", "migplan_audit_steps", "account"},
         {"id", "email"},
         [rev],
     )
@@ -281,7 +281,7 @@ def test_env_py_with_its_own_url_never_opens_the_apps_database(tmp_path, db_url)
         assert result.returncode == 0, (args, result.stderr)
         assert not own_db.exists(), args
     assert state(db_url, "account") == (
-        {"alembic_version", "migplan_audit", "account"},
+        {"alembic_version", "migplan_audit", "migplan_audit_steps", "account"},
         {"id", "email"},
         [rev],
     )

@@ -73,7 +73,7 @@ def state(url: str) -> tuple[set[str], set[str] | None, list[str]]:
     """(tables, columns of user, alembic_version rows) of a database; migplan's
     audit trail, which the migrating db commands write, is not counted (see
     `audit_actions`)."""
-    found = tables(url) - {"migplan_audit"}
+    found = tables(url) - {"migplan_audit", "migplan_audit_steps"}
     return found, columns(url, "user") if "user" in found else None, version_rows(url)
 
 
@@ -325,7 +325,12 @@ def test_autogenerate_leaves_migplans_audit_table_alone(project, db_url):
         """
     )
     assert run(project.root, "apply").exit_code == 0
-    assert tables(db_url) == {"alembic_version", "migplan_audit", "user"}
+    assert tables(db_url) == {
+        "alembic_version",
+        "migplan_audit",
+        "migplan_audit_steps",
+        "user",
+    }
 
     result = run(project.root, "db", "check")
     assert result.exit_code == 0, result.stderr
@@ -414,7 +419,12 @@ def test_two_heads_then_merge(project, db_url):
     result = run(root, "db", "upgrade")
     assert result.exit_code == 0, result.stderr
     assert version_rows(db_url) == ["m1"]
-    assert tables(db_url) == {"alembic_version", "base_t", "migplan_audit"}
+    assert tables(db_url) == {
+        "alembic_version",
+        "base_t",
+        "migplan_audit",
+        "migplan_audit_steps",
+    }
 
 
 def test_revision_with_rev_id_branch_label_and_depends_on(project, sqlite_url):
@@ -455,7 +465,12 @@ def test_revision_with_rev_id_branch_label_and_depends_on(project, sqlite_url):
     result = run(root, "db", "upgrade", "feature@head")
     assert result.exit_code == 0, result.stderr
     assert version_rows(sqlite_url) == ["f1"]
-    assert tables(sqlite_url) == {"alembic_version", "base_t", "migplan_audit"}
+    assert tables(sqlite_url) == {
+        "alembic_version",
+        "base_t",
+        "migplan_audit",
+        "migplan_audit_steps",
+    }
 
 
 def test_list_templates(tmp_path):
@@ -618,12 +633,23 @@ def test_env_option_selects_another_environments_database(project, db_url, tmp_p
     result = run(project.root, "db", "-e", "staging", "upgrade", "a1")
     assert result.exit_code == 0, result.stderr
     assert version_rows(db_url) == ["a1"]
-    assert tables(db_url) == {"alembic_version", "migplan_audit", "t_a1"}
+    assert tables(db_url) == {
+        "alembic_version",
+        "migplan_audit",
+        "migplan_audit_steps",
+        "t_a1",
+    }
 
     result = run(project.root, "db", "upgrade", "--env", "staging")
     assert result.exit_code == 0, result.stderr
     assert version_rows(db_url) == ["b2"]
-    assert tables(db_url) == {"alembic_version", "migplan_audit", "t_a1", "t_b2"}
+    assert tables(db_url) == {
+        "alembic_version",
+        "migplan_audit",
+        "migplan_audit_steps",
+        "t_a1",
+        "t_b2",
+    }
 
     # the subcommand's -e wins over the group's
     result = run(project.root, "db", "-e", "dev", "current", "-e", "staging")

@@ -350,8 +350,28 @@ class AuditRow:
         return [str(s["revision"]) for s in self.steps if s["outcome"] == "done"]
 
 
+def step_rows(url: str) -> dict[int, list[dict[str, object]]]:
+    """migplan_audit_steps: each run's steps, one row each, in order."""
+    found = rows(
+        url, "SELECT run, seq, step FROM migplan_audit_steps ORDER BY run, seq"
+    )
+    steps: dict[int, list[dict[str, object]]] = {}
+    for run_id, _, step in found or []:
+        steps.setdefault(int(run_id), []).append(json.loads(str(step)))  # type: ignore[call-overload]
+    return steps
+
+
+def longer(
+    listed: list[dict[str, object]], recorded: list[dict[str, object]]
+) -> list[dict[str, object]]:
+    return recorded if len(recorded) > len(listed) else listed
+
+
 def audit_rows(url: str) -> list[AuditRow]:
-    """The audit trail, oldest first ([] when there is none)."""
+    """The audit trail, oldest first ([] when there is none). A run's steps are
+    its row's list once it ended; until then (a run killed half-way) the rows of
+    migplan_audit_steps, written one per step inside its transaction, say them."""
+    per_step = step_rows(url)
     found = rows(
         url,
         "SELECT id, action, outcome, pid, from_heads, to_heads, steps, error, "
@@ -366,7 +386,7 @@ def audit_rows(url: str) -> list[AuditRow]:
             int(r[3]),  # type: ignore[call-overload]
             str(r[4]),
             None if r[5] is None else str(r[5]),
-            json.loads(str(r[6])),
+            longer(json.loads(str(r[6])), per_step.get(int(r[0]), [])),  # type: ignore[call-overload]
             None if r[7] is None else str(r[7]),
             None if r[8] is None else str(r[8]),
             None if r[9] is None else str(r[9]),

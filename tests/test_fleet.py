@@ -300,6 +300,7 @@ def test_apply_stops_past_max_failures_and_a_rerun_finishes(
     assert tables(fleet_urls[7]) == {
         "alembic_version",
         "migplan_audit",
+        "migplan_audit_steps",
         "t_a1",
         "t_b2",
         "t_c3",
@@ -396,7 +397,14 @@ def test_schemas_fleet_keeps_each_tenant_in_its_schema(
         )
         return [v for (v,) in versions], {t for (t,) in found}
 
-    every = {"alembic_version", "migplan_audit", "t_a1", "t_b2", "t_c3"}
+    every = {
+        "alembic_version",
+        "migplan_audit",
+        "migplan_audit_steps",
+        "t_a1",
+        "t_b2",
+        "t_c3",
+    }
     for i, schema in enumerate(schema_names):
         if i == 7:
             assert in_schema(schema) == (["b2"], every - {"t_c3"})

@@ -80,6 +80,22 @@ def audit_table(name: str, schema: str | None = None) -> sa.Table:
     )
 
 
+def steps_table(name: str, schema: str | None = None) -> sa.Table:
+    """The audit trail's steps: one row per migration, written inside the
+    migration's own transaction (constant work per step, however long the run).
+    The run's row gets the whole list once, when the run ends."""
+    import sqlalchemy as sa
+
+    return sa.Table(
+        name,
+        sa.MetaData(),
+        sa.Column("run", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("step", sa.Text, nullable=False),
+        schema=schema,
+    )
+
+
 class AuditTrail:
     """Records one run in the audit table, on the run's session connection.
 
@@ -93,7 +109,9 @@ class AuditTrail:
 
     def __init__(self, session: Session, *, environment: str, action: str) -> None:
         self.session = session
-        self.table = audit_table(session.tables.audit_table, session.tables.schema)
+        tables = session.tables
+        self.table = audit_table(tables.audit_table, tables.schema)
+        self.step_rows = steps_table(tables.steps_table, tables.schema)
         self.environment = environment
         self.action = action
         self.marks_steps = not session.url.transactional_ddl
@@ -145,6 +163,7 @@ class AuditTrail:
         try:
             self._ensure_schema(own)
             self.table.create(own, checkfirst=True)
+            self.step_rows.create(own, checkfirst=True)
             own.commit()
         except sa_exc.SQLAlchemyError as err:
             raise DatabaseError(
@@ -210,17 +229,33 @@ class AuditTrail:
                 connection,
                 dirty_revision=step.revision,
                 dirty_direction=step.direction,
-                steps=self._steps_json(),
             )
+            self._write_step(connection)
 
     def step_done(self, connection: Connection, seconds: float) -> None:
         """The running migration and its version update are done; record it in the
         same transaction, which commits next."""
         self.steps[-1].update(outcome="done", seconds=round(seconds, 3))
-        values: dict[str, object] = {"steps": self._steps_json()}
         if self.marks_steps:
-            values.update(dirty_revision=None, dirty_direction=None)
-        self._update(connection, **values)
+            self._update(connection, dirty_revision=None, dirty_direction=None)
+        self._write_step(connection, again=self.marks_steps)
+
+    def _write_step(self, connection: Connection, *, again: bool = False) -> None:
+        """The last step's row, in the migration's transaction (`again`: its
+        started row, written before it ran, is brought up to date)."""
+        rows = self.step_rows
+        text = json.dumps(self.steps[-1])
+        if again:
+            statement: sa.Executable = (
+                rows.update()
+                .where(rows.c.run == self._row_id, rows.c.seq == len(self.steps))
+                .values(step=text)
+            )
+        else:
+            statement = rows.insert().values(
+                run=self._row_id, seq=len(self.steps), step=text
+            )
+        self._execute(statement, connection)
 
     def step_failed(self, seconds: float, outcome: str = "failed") -> None:
         """The running migration failed (or timed out on a lock, to be retried):
@@ -313,9 +348,42 @@ def read_runs_on(connection: Connection, tables: Tables) -> list[Run]:
     if not sa.inspect(connection).has_table(table.name, schema=tables.schema):
         connection.commit()
         return []
-    rows = connection.execute(sa.select(table)).all()
+    rows = [dict(r._mapping) for r in connection.execute(sa.select(table)).all()]
+    steps: list[dict[str, object]] | None = None
+    if any(row["outcome"] in UNFINISHED for row in rows):
+        found = steps_table(tables.steps_table, tables.schema)
+        if sa.inspect(connection).has_table(found.name, schema=tables.schema):
+            steps = [dict(r._mapping) for r in connection.execute(sa.select(found))]
     connection.commit()
-    runs = [run_from_row(dict(r._mapping)) for r in rows]
+    return _runs(rows, steps)
+
+
+UNFINISHED = ("running", "interrupted")
+"""Runs whose row may not list every step they recorded (the process was
+killed before the run's end was written): their steps table rows do."""
+
+
+def _runs(
+    rows: list[dict[str, object]], steps: list[dict[str, object]] | None
+) -> list[Run]:
+    """The runs of the audit table's rows, newest first, each unfinished one with
+    the steps its rows in the steps table record."""
+    by_run: dict[int, list[tuple[int, str]]] = {}
+    for step in steps or ():
+        by_run.setdefault(int(str(step["run"])), []).append(
+            (int(str(step["seq"])), str(step["step"]))
+        )
+    runs = []
+    for row in rows:
+        recorded = by_run.get(int(str(row["id"])))
+        if recorded and row["outcome"] in UNFINISHED:
+            listed = json.loads(str(row["steps"] or "[]"))
+            if len(recorded) > len(listed):
+                row = {
+                    **row,
+                    "steps": "[" + ", ".join(t for _, t in sorted(recorded)) + "]",
+                }
+        runs.append(run_from_row(row))
     return sorted(runs, key=lambda run: run.id, reverse=True)
 
 
@@ -328,7 +396,10 @@ def read_runs(
 ) -> list[Run]:
     """Return recorded runs, newest first ([] when the table does not exist)."""
     rows = database.read_table(url, tables.audit_table, tables.schema) or []
-    runs = sorted((run_from_row(r) for r in rows), key=lambda run: run.id, reverse=True)
+    steps = None
+    if any(row["outcome"] in UNFINISHED for row in rows):
+        steps = database.read_table(url, tables.steps_table, tables.schema)
+    runs = _runs(rows, steps)
     if environment is not None:
         runs = [r for r in runs if r.environment == environment]
     return runs[:limit] if limit is not None else runs
