@@ -191,7 +191,9 @@ def _run(command: list[str], env: dict[str, str], what: str) -> str:
         raise MigplanError(f"cannot run {what}: {err.strerror}") from err
     if done.returncode != 0:
         lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
-        said = " ".join(lines[-2:]) or "(no message)"
+        # the error and its hint, not the query it was running
+        wanted = [line for line in lines if re.search(r"error|hint", line, re.I)]
+        said = " ".join((wanted or lines)[:2]) or "(no message)"
         raise MigplanError(f"{what} failed: {mask(said)}")
     return done.stdout
 
