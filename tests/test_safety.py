@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import textwrap
 
+import pytest
 import sqlalchemy as sa
 from conftest import create_table
 from conftest import driver_url
@@ -341,6 +342,43 @@ def test_verify_on_a_throwaway_postgresql_database(project, sqlite_url, pg_url):
     assert "All 2 revisions round-trip; one head (b2)." in result.stdout
     assert tables(pg_url) == set()  # left as empty as it was found
     assert version_rows(sqlite_url) == []
+
+
+@pytest.mark.parametrize(
+    ("upgrade", "downgrade", "found"),
+    [
+        (
+            "op.create_index('ix_name', 't_a1', ['name'])",
+            "pass",
+            "t_a1 indexes differ",
+        ),
+        (
+            "op.alter_column('t_a1', 'name', nullable=False, server_default='x')",
+            "op.alter_column('t_a1', 'name', server_default=None)",
+            "t_a1 columns differ",
+        ),
+        (
+            "op.create_check_constraint('ck_name', 't_a1', 'length(name) > 0')",
+            "pass",
+            "t_a1 constraints differ",
+        ),
+    ],
+)
+def test_verify_on_postgresql_finds_what_a_downgrade_leaves_behind(
+    project, sqlite_url, pg_url, upgrade, downgrade, found
+):
+    project.add_revision(
+        "a1",
+        None,
+        "op.create_table('t_a1', sa.Column('id', sa.Integer, primary_key=True), "
+        "sa.Column('name', sa.String(20)))",
+        "op.drop_table('t_a1')",
+    )
+    project.add_revision("b2", "a1", upgrade, downgrade)
+    linear_project(project, sqlite_url)  # the config only
+    result = run(project.root, "verify", "--url", pg_url)
+    assert result.exit_code == 1
+    assert f"b2: downgrade does not restore the schema ({found})" in result.stdout
 
 
 def test_verify_refuses_a_database_that_is_not_empty(project, sqlite_url, pg_url):
