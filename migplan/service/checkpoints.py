@@ -176,8 +176,13 @@ def statements_for(
     project: Project, shown: str, checksum: str, target: str | None
 ) -> tuple[Checkpoint, list[str]]:
     """The statements of the checkpoint a plan's step names, for `target`."""
+    from migplan.core.sqlscript import ScriptError
+
     found, text = files.read_step(project, shown, checksum)
-    return found, checkpoint.statements(text, found, target)
+    try:
+        return found, checkpoint.statements(text, found, target)
+    except ScriptError as err:
+        raise MigplanError(f"{shown}: {err}; make it again") from err
 
 
 ProgressFn = Callable[[str], None]
