@@ -121,6 +121,7 @@ def test_revisions(project, sqlite_url):
     }
     assert set(complete(root, "migplan db show ")) == {"head", "base", *revs}
     assert set(complete(root, "migplan db merge ")) == {"heads", *revs}
+    assert set(complete(root, "migplan checkpoint --rev ")) == {"head", *revs}
     assert complete(root, "migplan db upgrade b") == ["b2"]
     assert complete(root, "migplan db stamp h") == ["head", "heads"]
     assert complete(root, "migplan db -e dev upgrade --sql c") == ["c3"]

@@ -11,22 +11,16 @@ from migplan.cli.app import cli
 from migplan.cli.app import json_result
 from migplan.cli.app import pass_state
 from migplan.cli.options import json_option
+from migplan.cli.options import settings_env_option
 
 
 @cli.command("checkpoint")
-@click.option(
-    "--env",
-    "-e",
-    "env_name",
-    default=None,
-    shell_complete=complete.environments,
-    help="Environment whose settings and dialect to use (default: default_env).",
-)
+@settings_env_option
 @click.option(
     "--rev",
     "revision",
     default=None,
-    shell_complete=complete.revisions,
+    shell_complete=complete.revisions("head"),
     help="The revision to checkpoint (default: the single head).",
 )
 @click.option(

@@ -13,6 +13,7 @@ from migplan.cli.app import cli
 from migplan.cli.app import json_result
 from migplan.cli.app import pass_state
 from migplan.cli.options import json_option
+from migplan.cli.options import settings_env_option
 from migplan.errors import MigplanError
 from migplan.errors import Problems
 
@@ -26,14 +27,7 @@ if TYPE_CHECKING:
     default=None,
     help="An empty throwaway database to use instead of a temporary SQLite file.",
 )
-@click.option(
-    "--env",
-    "-e",
-    "env_name",
-    default=None,
-    shell_complete=complete.environments,
-    help="Environment whose settings to use (default: default_env).",
-)
+@settings_env_option
 @json_option
 @pass_state
 def verify_command(

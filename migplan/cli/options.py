@@ -37,6 +37,14 @@ yes_option = click.option(
     is_flag=True,
     help="Do not ask for confirmation (needed for protected environments without a terminal).",
 )
+settings_env_option = click.option(
+    "--env",
+    "-e",
+    "env_name",
+    default=None,
+    shell_complete=complete.environments,
+    help="Environment whose settings to use (default: default_env).",
+)
 no_checkpoint_option = click.option(
     "--no-checkpoint",
     "no_checkpoint",

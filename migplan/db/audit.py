@@ -117,7 +117,6 @@ class AuditTrail:
         self.marks_steps = not session.url.transactional_ddl
         self.run_id = str(uuid.uuid4())
         self.steps: list[dict[str, object]] = []
-        self._encoded: list[tuple[dict[str, object], str]] = []
         self._row_id: int | None = None
 
     def _execute(
@@ -315,22 +314,9 @@ class AuditTrail:
             finished_at=now(),
             to_heads=",".join(heads),
             outcome=outcome,
-            steps=self._steps_json(),
+            steps=json.dumps(self.steps),  # once per run: each step has its row
             error=error,
         )
-
-    def _steps_json(self) -> str:
-        """`json.dumps(self.steps)`, each step encoded once: every step but the
-        last is final, so a run of n steps encodes n steps, not n²/2."""
-        steps = self.steps
-        encoded = self._encoded
-        if len(encoded) >= len(steps) or (encoded and encoded[0][0] is not steps[0]):
-            encoded.clear()  # the list was replaced (a rehearsal's, say)
-        while len(encoded) < len(steps) - 1:
-            entry = steps[len(encoded)]
-            encoded.append((entry, json.dumps(entry)))
-        last = [json.dumps(steps[-1])] if steps else []
-        return "[" + ", ".join([text for _, text in encoded] + last) + "]"
 
     def _update(self, connection: Connection | None, **values: object) -> None:
         assert self._row_id is not None, "start the run first"

@@ -265,70 +265,48 @@ def _checkpoint_runner(
     )
     loading.require_empty(session.connection, project.tables)
 
+    covers = dict(found.covers)
+    total = len(plan.steps)
+
     def run(
         session: Session, trail: AuditTrail, progress: ProgressFn | None
     ) -> RunResult:
-        return _from_checkpoint(
+        # one transaction: its schema and rows, the version table at its
+        # revision, its audit record; then the rest of the plan
+        if progress is not None:
+            progress(Progress("start", 1, total, first))
+        loaded = loading.load(session, first, statements, trail, covers)
+        if progress is not None:
+            ended = Progress("done", 1, total, first, loaded.seconds)
+            if loaded.error:
+                ended = dataclasses.replace(ended, event="failed")
+            progress(ended)
+        if loaded.error is not None:
+            return RunResult((), loaded)
+        if total == 1:
+            return RunResult((loaded,))
+
+        def numbered(event: Progress) -> None:
+            # the steps after it, numbered as the plan shows them
+            assert progress is not None
+            progress(dataclasses.replace(event, index=event.index + 1, total=total))
+
+        rest = dataclasses.replace(
+            plan, current=(first.revision,), steps=plan.steps[1:]
+        )
+        done = _with_lock_retries(
             project,
             env,
             graph,
-            plan,
+            rest,
             session,
             trail,
-            progress,
+            numbered if progress is not None else None,
             notify,
-            statements,
-            dict(found.covers),
         )
+        return RunResult((loaded, *done.done), done.failed)
 
     return run
-
-
-def _from_checkpoint(
-    project: Project,
-    env: Environment,
-    graph: RevisionGraph,
-    plan: Plan,
-    session: Session,
-    trail: AuditTrail,
-    progress: ProgressFn | None,
-    notify: locking.WaitFn | None,
-    statements: list[str],
-    covers: dict[str, str],
-) -> RunResult:
-    """Load the plan's checkpoint (one transaction: its schema and rows, the
-    version table at its revision, its audit record), then run the rest."""
-    first, total = plan.steps[0], len(plan.steps)
-    if progress is not None:
-        progress(Progress("start", 1, total, first))
-    loaded = loading.load(session, first, statements, trail, covers)
-    if progress is not None:
-        ended = Progress("done", 1, total, first, loaded.seconds)
-        if loaded.error:
-            ended = dataclasses.replace(ended, event="failed")
-        progress(ended)
-    if loaded.error is not None:
-        return RunResult((), loaded)
-    if total == 1:
-        return RunResult((loaded,))
-
-    def numbered(event: Progress) -> None:
-        # the steps after it, numbered as the plan shows them
-        assert progress is not None
-        progress(dataclasses.replace(event, index=event.index + 1, total=total))
-
-    rest = dataclasses.replace(plan, current=session.read_heads(), steps=plan.steps[1:])
-    run = _with_lock_retries(
-        project,
-        env,
-        graph,
-        rest,
-        session,
-        trail,
-        numbered if progress is not None else None,
-        notify,
-    )
-    return RunResult((loaded, *run.done), run.failed)
 
 
 def _with_lock_retries(
