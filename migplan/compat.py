@@ -11,6 +11,7 @@ to change. Alembic is imported only inside the functions.
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
@@ -306,3 +307,33 @@ def base_config(ini: Path | None, script_location: Path) -> Config:
     config = Config(str(ini) if ini else None)
     config.set_main_option("script_location", str(script_location))
     return config
+
+
+class _MakoWithoutPygments:
+    """A finder that tells Mako its Pygments plugin is missing.
+
+    Alembic imports Mako's exceptions module for the plain-text error of a
+    revision template that fails to render; that module, when Pygments is
+    installed (pytest, rich and IPython bring it), imports Pygments' lexers and
+    formatters at once for the colours of its HTML error pages, some 4 MB that
+    neither Alembic nor migplan ever use. Told the plugin is missing, Mako keeps
+    its plain-text pages. Only Mako's own import, while it runs, is answered so;
+    the finder then takes itself off `sys.meta_path`.
+    """
+
+    @classmethod
+    def find_spec(cls, name: str, path: object = None, target: object = None) -> None:
+        if name == "mako.ext.pygmentplugin" and "mako.exceptions" in sys.modules:
+            if cls in sys.meta_path:
+                sys.meta_path.remove(cls)
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
+def lean_mako() -> None:
+    """Keep Pygments out of this process where Alembic would load it for nothing
+    (see _MakoWithoutPygments); once Mako is imported, too late to matter."""
+    if (
+        "mako.exceptions" not in sys.modules
+        and _MakoWithoutPygments not in sys.meta_path
+    ):
+        sys.meta_path.insert(0, _MakoWithoutPygments)

@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parent.parent / "migplan"
 
 LAYERS = ("core", "project", "db", "service", "render", "cli")
@@ -237,3 +239,36 @@ def test_plan_on_sqlite_loads_neither_sqlalchemy_nor_alembic(project, sqlite_url
     )
     # jsonschema checks migplan.yaml once; the second run trusts the cache
     assert out.stdout.strip() == "jsonschema"
+
+
+def test_apply_loads_alembic_without_pygments(project, sqlite_url):
+    # Mako, imported by Alembic, would load Pygments' lexers for HTML error
+    # pages nobody renders: migplan keeps them out (4 MB of a run's peak)
+    import importlib.util
+
+    if importlib.util.find_spec("pygments") is None:
+        pytest.skip("Pygments is not installed here: nothing to keep out")
+    from conftest import linear_project
+    from conftest import tables
+
+    linear_project(project, sqlite_url, "a1", "b2")
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from migplan.cli import cli\n"
+        "result = CliRunner().invoke(cli, ['apply', 'dev', '--yes'])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "import mako.exceptions\n"
+        "print(mako.exceptions.pygments_html_formatter)\n"
+        "print(sorted(m for m in ('alembic', 'mako', 'pygments') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=project.root,
+    )
+    # Mako as it is without Pygments: no HTML formatter
+    assert out.stdout.splitlines() == ["None", "['alembic', 'mako']"]
+    assert tables(sqlite_url) >= {"t_a1", "t_b2"}

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from migplan import __version__
+from migplan import compat
 from migplan.cli import terminal
 from migplan.cli.terminal import JSON_MODE
 from migplan.errors import ChangesPending
@@ -158,6 +159,7 @@ def cli(
     ctx: click.Context, config_path: str | None, quiet: bool, color: bool | None
 ) -> None:
     """Plan and apply Alembic migrations per environment, from migplan.yaml."""
+    compat.lean_mako()
     ctx.obj = State(config_path)
     ctx.meta[terminal.QUIET] = quiet
     if color is not None:
