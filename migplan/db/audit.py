@@ -314,7 +314,9 @@ class AuditTrail:
             finished_at=now(),
             to_heads=",".join(heads),
             outcome=outcome,
-            steps=json.dumps(self.steps),  # once per run: each step has its row
+            # once per run (each step has its row), a step at a time: the same
+            # text as json.dumps of the list, without its pieces of every step
+            steps="[" + ", ".join(map(json.dumps, self.steps)) + "]",
             error=error,
         )
 

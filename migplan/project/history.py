@@ -247,8 +247,9 @@ class _Details:
         return self._known
 
     def file(self, path: str, stamp: list[int]) -> RevisionFile | None:
-        """Return the cached RevisionFile of `path`, if the file has not changed."""
-        found = self._load().get(path)
+        """Return the cached RevisionFile of `path`, if the file has not changed
+        (asked once per file: the entry is let go, its values now the file's)."""
+        found = self._load().pop(path, None)
         if not (isinstance(found, list) and len(found) == 7 and found[0] == stamp):
             return None
         _, revision, down, depends, labels, longdoc, sha256 = found
