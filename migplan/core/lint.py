@@ -17,7 +17,7 @@ Kind = Literal["broken", "irreversible", "destructive", "locking"]
 Direction = Literal["upgrade", "downgrade"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Finding:
     """One flagged operation of a migration function."""
 
@@ -30,7 +30,7 @@ class Finding:
         return {"kind": self.kind, "operation": self.operation, "line": self.line}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Analysis:
     """The findings of one revision file, per direction."""
 

@@ -23,7 +23,7 @@ schema and rows at a revision, standing for every revision below it)."""
 PLAN_FORMAT = 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Step:
     """One migration to run: a revision in one direction."""
 

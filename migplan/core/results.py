@@ -46,7 +46,7 @@ class Progress:
 ProgressFn = Callable[[Progress], None]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StepResult:
     """How one step went."""
 

@@ -18,7 +18,7 @@ RELATIVE = re.compile(r"^(?:(?P<branch>.+?)@)?(?P<anchor>\w+)?(?P<offset>[+-]\d+
 """A relative target: ``+2``, ``-1``, ``head-1``, ``ae10+1``, ``branch@-2``."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RevisionFile:
     """What migplan knows of one revision file without importing it."""
 
