@@ -11,6 +11,7 @@ session's `lock_wait_timeout` (metadata locks) and `innodb_lock_wait_timeout`.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
@@ -106,7 +107,11 @@ class DdlGuard:
         self.blockers: tuple[Blocker, ...] = ()
         """Who blocked the running migration's statement, when it waited."""
         self._active = False
-        self._timer: threading.Timer | None = None
+        self._due: float | None = None
+        """When the running statement has waited long enough to ask who blocks it."""
+        self._wake = threading.Condition()
+        self._watcher: threading.Thread | None = None
+        self._closed = False
         self._pid = 0
         self._listen()
 
@@ -121,7 +126,10 @@ class DdlGuard:
         """Stop watching the session's statements."""
         from sqlalchemy import event
 
-        self._cancel()
+        with self._wake:
+            self._closed = True
+            self._due = None
+            self._wake.notify()
         engine = self.session.engine
         event.remove(engine, "before_cursor_execute", self._before)
         event.remove(engine, "after_cursor_execute", self._after)
@@ -184,12 +192,15 @@ class DdlGuard:
         if not self._active or self.policy.lock_timeout is None or not self._pid:
             return
         # a statement still waiting past half the lock timeout: ask who blocks it
-        self._cancel()
-        self._timer = threading.Timer(
-            max(0.05, self.policy.lock_timeout * 0.5), self._snapshot
-        )
-        self._timer.daemon = True
-        self._timer.start()
+        # (one watcher for the session: no thread started per statement)
+        with self._wake:
+            self._due = time.monotonic() + max(0.05, self.policy.lock_timeout * 0.5)
+            if self._watcher is None:
+                self._watcher = threading.Thread(
+                    target=self._watch, name="migplan-lock-watch", daemon=True
+                )
+                self._watcher.start()
+            self._wake.notify()
 
     def _after(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         if not self._active:
@@ -203,9 +214,27 @@ class DdlGuard:
             self.committed += 1
 
     def _cancel(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        # the watcher, woken at the old time, finds nothing due
+        with self._wake:
+            self._due = None
+
+    def _watch(self) -> None:
+        """Sleep until a statement has waited long enough, then ask who blocks it."""
+        with self._wake:
+            while not self._closed:
+                if self._due is None:
+                    self._wake.wait()
+                    continue
+                left = self._due - time.monotonic()
+                if left > 0:
+                    self._wake.wait(left)
+                    continue
+                self._due = None
+                self._wake.release()
+                try:
+                    self._snapshot()
+                finally:
+                    self._wake.acquire()
 
     def _snapshot(self) -> None:
         """Who blocks the waiting statement, asked on a connection of its own."""
