@@ -9,7 +9,6 @@ path a migration takes, it is recorded the same way.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -81,65 +80,54 @@ class StepObserver:
         )
         for index, migration in enumerate(runnable, start=1):
             step = self.step(migration.revision.revision, migration.is_upgrade)
-            migration.migration_fn = self._timed(
-                index, len(runnable), step, migration.migration_fn, connection, recorded
+            migration.migration_fn = _Timed(
+                self,
+                index,
+                len(runnable),
+                step,
+                migration.migration_fn,
+                connection,
+                recorded,
             )
         return migrations
 
-    def _timed(
-        self,
-        index: int,
-        total: int,
-        step: Step,
-        migration_fn: Callable[..., None],
-        connection: Connection,
-        recorded: bool,
-    ) -> Callable[..., None]:
-        trail = self.trail if recorded else None
-
-        # Alembic logs "Running upgrade a -> b" by the function's name
-        @functools.wraps(migration_fn)
-        def run(*args: Any, **kw: Any) -> None:
-            guard = self.guard
-            if trail is not None:
-                trail.step_started(connection, step, self.phase)
-            if guard is not None:
-                guard.migration_started(connection)
-            self._report(Progress("start", index, total, step, phase=self.phase))
-            started = time.perf_counter()
-            self.running.append((index, total, step, started, trail))
-            try:
-                migration_fn(*args, **kw)
-            except BaseException as err:
-                self.running.pop()
-                seconds = time.perf_counter() - started
-                error = describe(err)
-                retryable = False
-                if guard is not None and is_lock_timeout(err):
-                    retryable = guard.safe_to_retry
-                    if guard.blockers:
-                        first = guard.blockers[0]
-                        error += (
-                            f" (waiting for a lock on {first.relation or 'a table'} "
-                            f"held by {', '.join(map(str, guard.blockers[:3]))})"
-                        )
-                self.failed.append(StepResult(step, seconds, error, retryable))
-                if trail is not None:
-                    trail.step_failed(
-                        seconds, "lock timeout" if retryable else "failed"
+    def run_timed(self, timed: _Timed, *args: Any, **kw: Any) -> None:
+        """Run one migration's function: timed, reported, recorded."""
+        guard, trail, step = self.guard, timed.trail, timed.step
+        index, total, connection = timed.index, timed.total, timed.connection
+        if trail is not None:
+            trail.step_started(connection, step, self.phase)
+        if guard is not None:
+            guard.migration_started(connection)
+        self._report(Progress("start", index, total, step, phase=self.phase))
+        started = time.perf_counter()
+        self.running.append((index, total, step, started, trail))
+        try:
+            timed.migration_fn(*args, **kw)
+        except BaseException as err:
+            self.running.pop()
+            seconds = time.perf_counter() - started
+            error = describe(err)
+            retryable = False
+            if guard is not None and is_lock_timeout(err):
+                retryable = guard.safe_to_retry
+                if guard.blockers:
+                    first = guard.blockers[0]
+                    error += (
+                        f" (waiting for a lock on {first.relation or 'a table'} "
+                        f"held by {', '.join(map(str, guard.blockers[:3]))})"
                     )
-                self._report(
-                    Progress("failed", index, total, step, seconds, self.phase)
-                )
-                if isinstance(err, (Exception, KeyboardInterrupt)):
-                    raise
-                # SystemExit and the like: a failed step, rolled back as any other
-                raise StepAborted(describe(err)) from err
-            finally:
-                if guard is not None:
-                    guard.migration_ended()
-
-        return run
+            self.failed.append(StepResult(step, seconds, error, retryable))
+            if trail is not None:
+                trail.step_failed(seconds, "lock timeout" if retryable else "failed")
+            self._report(Progress("failed", index, total, step, seconds, self.phase))
+            if isinstance(err, (Exception, KeyboardInterrupt)):
+                raise
+            # SystemExit and the like: a failed step, rolled back as any other
+            raise StepAborted(describe(err)) from err
+        finally:
+            if guard is not None:
+                guard.migration_ended()
 
     def version_applied(self, ctx: MigrationContext, **_: Any) -> None:
         """Alembic's on_version_apply: the version table is updated and the
@@ -173,3 +161,42 @@ class StepObserver:
     def _report(self, event: Progress) -> None:
         if self.progress is not None:
             self.progress(event)
+
+
+class _Timed:
+    """A migration's function as the observer runs it. One per migration of a
+    run, all made before the first runs: a few slots each, not a closure. Alembic
+    names the step by the function's ``__name__`` (upgrade, downgrade)."""
+
+    __slots__ = (
+        "__name__",
+        "connection",
+        "index",
+        "migration_fn",
+        "observer",
+        "step",
+        "total",
+        "trail",
+    )
+
+    def __init__(
+        self,
+        observer: StepObserver,
+        index: int,
+        total: int,
+        step: Step,
+        migration_fn: Callable[..., None],
+        connection: Connection,
+        recorded: bool,
+    ) -> None:
+        self.observer = observer
+        self.index = index
+        self.total = total
+        self.step = step
+        self.migration_fn = migration_fn
+        self.connection = connection
+        self.trail = observer.trail if recorded else None
+        self.__name__ = migration_fn.__name__
+
+    def __call__(self, *args: Any, **kw: Any) -> None:
+        self.observer.run_timed(self, *args, **kw)
