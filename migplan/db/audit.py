@@ -116,7 +116,9 @@ class AuditTrail:
         self.action = action
         self.marks_steps = not session.url.transactional_ddl
         self.run_id = str(uuid.uuid4())
-        self.steps: list[dict[str, object]] = []
+        self.steps: list[dict[str, object] | str] = []
+        """The run's steps: the one running (or failed) as a dict, each done one
+        as the JSON text its row was given (a long run holds text, not dicts)."""
         self._row_id: int | None = None
 
     def _execute(
@@ -234,16 +236,21 @@ class AuditTrail:
     def step_done(self, connection: Connection, seconds: float) -> None:
         """The running migration and its version update are done; record it in the
         same transaction, which commits next."""
-        self.steps[-1].update(outcome="done", seconds=round(seconds, 3))
+        self._last().update(outcome="done", seconds=round(seconds, 3))
         if self.marks_steps:
             self._update(connection, dirty_revision=None, dirty_direction=None)
-        self._write_step(connection, again=self.marks_steps)
+        self.steps[-1] = self._write_step(connection, again=self.marks_steps)
 
-    def _write_step(self, connection: Connection, *, again: bool = False) -> None:
+    def _last(self) -> dict[str, object]:
+        last = self.steps[-1]
+        assert isinstance(last, dict), "the last step is done already"
+        return last
+
+    def _write_step(self, connection: Connection, *, again: bool = False) -> str:
         """The last step's row, in the migration's transaction (`again`: its
-        started row, written before it ran, is brought up to date)."""
+        started row, written before it ran, is brought up to date); its text."""
         rows = self.step_rows
-        text = json.dumps(self.steps[-1])
+        text = json.dumps(self._last())
         if again:
             statement: sa.Executable = (
                 rows.update()
@@ -255,13 +262,15 @@ class AuditTrail:
                 run=self._row_id, seq=len(self.steps), step=text
             )
         self._execute(statement, connection)
+        return text
 
     def step_failed(self, seconds: float, outcome: str = "failed") -> None:
         """The running migration failed (or timed out on a lock, to be retried):
         its transaction, and this mark, roll back; the run's row says so when it
         is written next."""
-        if self.steps and self.steps[-1]["outcome"] == "started":
-            self.steps[-1].update(outcome=outcome, seconds=round(seconds, 3))
+        last = self.steps[-1] if self.steps else None
+        if isinstance(last, dict) and last["outcome"] == "started":
+            last.update(outcome=outcome, seconds=round(seconds, 3))
 
     def clear_mark(self) -> None:
         """Take back the started mark of a migration that changed nothing (its
@@ -292,12 +301,13 @@ class AuditTrail:
     def unfinished(self) -> dict[str, object] | None:
         """The step the run stopped in (started, or failed as it was stopped), if
         it stopped in one rather than between two."""
-        if self.steps and self.steps[-1]["outcome"] in (
+        last = self.steps[-1] if self.steps else None
+        if isinstance(last, dict) and last["outcome"] in (
             "started",
             "failed",
             "lock timeout",
         ):
-            return self.steps[-1]
+            return last
         return None
 
     def finish(self, outcome: str, heads: Heads, *, error: str | None = None) -> None:
@@ -316,7 +326,9 @@ class AuditTrail:
             outcome=outcome,
             # once per run (each step has its row), a step at a time: the same
             # text as json.dumps of the list, without its pieces of every step
-            steps="[" + ", ".join(map(json.dumps, self.steps)) + "]",
+            steps="["
+            + ", ".join(s if isinstance(s, str) else json.dumps(s) for s in self.steps)
+            + "]",
             error=error,
         )
 
