@@ -61,7 +61,9 @@ def migplan(root: Path, command: str, *args: str, code: int = 0) -> dict[str, An
 
 def commands_with_json(group: click.Group, prefix: str = "") -> set[str]:
     found = set()
-    for name, command in group.commands.items():
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
         if isinstance(command, click.Group):
             found |= commands_with_json(command, f"{prefix}{name} ")
         elif any("--json" in p.opts for p in command.params):

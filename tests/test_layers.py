@@ -272,3 +272,35 @@ def test_apply_loads_alembic_without_pygments(project, sqlite_url):
     # Mako as it is without Pygments: no HTML formatter
     assert out.stdout.splitlines() == ["None", "['alembic', 'mako']"]
     assert tables(sqlite_url) >= {"t_a1", "t_b2"}
+
+
+def test_each_command_is_found_in_the_module_the_table_names():
+    # `migplan X` imports only the module app.COMMANDS names for X: every command
+    # defined anywhere in migplan.cli must be in the table, under its own module
+    import importlib
+
+    from migplan.cli.app import COMMANDS
+    from migplan.cli.app import cli
+
+    for path in sorted((PACKAGE / "cli").glob("[!_]*.py")):
+        importlib.import_module(f"migplan.cli.{path.stem}")
+    defined = {name: cmd.callback.__module__ for name, cmd in cli.commands.items()}
+    assert defined == {name: f"migplan.cli.{m}" for name, m in COMMANDS.items()}
+
+
+def test_a_command_loads_its_own_module_only():
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from migplan.cli import cli\n"
+        "CliRunner().invoke(cli, ['plan', '--help'])\n"
+        "print(sorted(m for m in sys.modules if m.startswith('migplan.cli.')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    loaded = ast.literal_eval(out.stdout)
+    assert "migplan.cli.migrate" in loaded
+    assert not {"migplan.cli.db", "migplan.cli.inspect", "migplan.cli.lint"} & set(
+        loaded
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 from collections.abc import Mapping
@@ -42,7 +43,28 @@ class MigplanGroup(click.Group):
 
     And where a --json command's one document is printed, whatever the outcome:
     the body the command staged (`json_result`) with ``ok`` and ``error`` decided
-    here, from the same exception as the exit code."""
+    here, from the same exception as the exit code.
+
+    A group given `lazy` (command name -> the module of migplan.cli defining it)
+    imports a command's module only when that command is asked for, so that
+    `migplan apply` loads the code of apply and not that of every command."""
+
+    def __init__(
+        self, *args: Any, lazy: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = self.lazy.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            importlib.import_module(f"migplan.cli.{module}")
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        for module in dict.fromkeys(self.lazy.values()):
+            importlib.import_module(f"migplan.cli.{module}")
+        return super().list_commands(ctx)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -130,8 +152,30 @@ class State:
 
 pass_state = click.make_pass_decorator(State, ensure=True)
 
+COMMANDS = {
+    "plan": "migrate",
+    "apply": "migrate",
+    "rollback": "migrate",
+    "resolve": "migrate",
+    "status": "inspect",
+    "log": "inspect",
+    "drift": "inspect",
+    "graph": "inspect",
+    "lint": "lint",
+    "promote": "promote",
+    "checkpoint": "checkpoints",
+    "verify": "checks",
+    "validate": "checks",
+    "db": "db",
+}
+"""Each command of `migplan`, and the module of migplan.cli that defines it."""
 
-@click.group(cls=MigplanGroup, context_settings={"help_option_names": ["-h", "--help"]})
+
+@click.group(
+    cls=MigplanGroup,
+    lazy=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option(
     "-c",
     "--config",
