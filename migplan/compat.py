@@ -52,7 +52,7 @@ def revision_map(nodes: Iterable[Node]) -> RevisionMap:
     return _checked(alembic_revision.RevisionMap(lambda: revisions))
 
 
-def script_map(scripts: Iterable[tuple[Node, Path, str]]) -> RevisionMap:
+def script_map(scripts: Iterable[tuple[Node, str, str]]) -> RevisionMap:
     """Alembic's RevisionMap of Script objects, each importing its module only when
     its migration runs: what a ScriptDirectory and RevisionSteps need."""
     from alembic.script import revision as alembic_revision
@@ -80,9 +80,9 @@ def _lazy_script_class() -> type[Any]:
     from alembic.util import load_python_file
 
     class LazyScript(Script):
-        def __init__(self, node: Node, path: Path, longdoc: str) -> None:
+        def __init__(self, node: Node, path: str, longdoc: str) -> None:
             revision, down, depends, labels = node
-            self.path = str(path)
+            self.path = path
             self._longdoc = longdoc
             try:
                 alembic_revision.Revision.__init__(
@@ -93,7 +93,7 @@ def _lazy_script_class() -> type[Any]:
                     branch_labels=labels or None,
                 )
             except alembic_revision.RevisionError as err:
-                raise RevisionGraphError(f"{path.name}: {err}") from err
+                raise RevisionGraphError(f"{Path(path).name}: {err}") from err
 
         @functools.cached_property
         def module(self) -> Any:  # type: ignore[override]

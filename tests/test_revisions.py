@@ -121,3 +121,37 @@ def test_a_cache_entry_that_lies_is_not_trusted(project, sqlite_url):
     snapshot["revs"] = ["forged", "b2"]
     cache.store("graph", key, snapshot)
     assert set(_graph(project).files) == {"a1", "b2"}
+
+
+def test_a_long_plan_from_the_cache_says_what_the_files_say(project, sqlite_url):
+    # past a few steps, a plan takes each step's docstring and checksum from the
+    # cache instead of making the file: the same plan, step for step, as a read
+    # of the files, and again once one of them changed
+    import hashlib
+    import json
+
+    from conftest import run
+
+    revs = [f"r{i:02d}" for i in range(40)]
+    linear_project(project, sqlite_url, *revs)
+
+    def steps():
+        result = run(project.root, "plan", "dev", "--json")
+        assert result.exit_code == 0, result.stderr
+        return json.loads(result.stdout)["steps"]
+
+    for path in cache.folder().glob("*.json"):
+        path.unlink()
+    cold = steps()
+    warm = steps()
+    assert warm == cold
+    assert [s["message"] for s in warm] == revs
+    for step in warm:
+        body = (project.root / step["path"]).read_bytes()
+        assert step["checksum"] == hashlib.sha256(body).hexdigest()
+    changed = next(project.versions.glob("r07_*.py"))
+    changed.write_text(changed.read_text().replace('"""r07', '"""r07 renamed', 1))
+    after = steps()
+    assert after[7]["message"] == "r07 renamed"
+    assert after[7]["checksum"] == hashlib.sha256(changed.read_bytes()).hexdigest()
+    assert after[:7] == warm[:7] and after[8:] == warm[8:]

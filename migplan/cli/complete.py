@@ -85,7 +85,7 @@ def revisions(*keywords: str) -> Completer:
                 warnings.simplefilter("ignore")
                 graph = project.graph
             labels = dict(graph.labels)
-            found = [(rev, graph.get(rev).message) for rev in graph.files]
+            found = [(rev, graph.message(rev)) for rev in graph.files]
         except Exception:
             return items
         items += [

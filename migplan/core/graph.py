@@ -14,7 +14,6 @@ import functools
 import heapq
 from collections.abc import Iterable
 from collections.abc import Iterator
-from collections.abc import Mapping
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +24,8 @@ from migplan.core.revisions import ILLEGAL
 from migplan.core.revisions import RELATIVE
 from migplan.core.revisions import Heads
 from migplan.core.revisions import RevisionFile
+from migplan.core.revisions import RevisionFiles
+from migplan.core.revisions import message_of
 from migplan.errors import NotAncestor
 from migplan.errors import RevisionGraphError
 from migplan.errors import TargetError
@@ -50,7 +51,7 @@ class RevisionGraph:
                 )
             by_revision[file.revision] = file
         self._setup(
-            by_revision,
+            RevisionFiles(by_revision),
             {rev: f.down_revision for rev, f in by_revision.items()},
             {rev: f.depends_on for rev, f in by_revision.items() if f.depends_on},
             {label: rev for rev, f in by_revision.items() for label in f.branch_labels},
@@ -73,7 +74,7 @@ class RevisionGraph:
 
     def _setup(
         self,
-        files: Mapping[str, RevisionFile],
+        files: RevisionFiles,
         down: dict[str, tuple[str, ...]],
         depends: dict[str, tuple[str, ...]],
         labels: dict[str, str],
@@ -98,7 +99,7 @@ class RevisionGraph:
     @classmethod
     def trusted(
         cls,
-        files: Mapping[str, RevisionFile],
+        files: RevisionFiles,
         down: dict[str, tuple[str, ...]],
         depends: dict[str, tuple[str, ...]],
         labels: dict[str, str],
@@ -190,11 +191,15 @@ class RevisionGraph:
 
     def checksum(self, revision: str) -> str:
         """Return the sha256 of a revision's file, as it was read."""
-        return self.files[revision].checksum()
+        return self.files.checksum(revision)
+
+    def message(self, revision: str) -> str:
+        """Return the first paragraph of a revision's docstring, on one line."""
+        return message_of(self.files.longdoc(revision))
 
     def relative_path(self, revision: str) -> str:
         """Return a revision's path relative to the project, for display."""
-        path = str(self.files[revision].path)
+        path = self.files.path_text(revision)
         root = self._root_prefix
         if root and path.startswith(root):
             return path[len(root) :].replace("\\", "/")

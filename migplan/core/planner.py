@@ -304,7 +304,6 @@ def step(
 ) -> Step:
     """Describe one revision run in one direction, flagged by its lint analysis
     (locking flags only count on PostgreSQL)."""
-    file = graph.get(revision)
     direction: Literal["upgrade", "downgrade"] = (
         "upgrade" if is_upgrade else "downgrade"
     )
@@ -314,8 +313,8 @@ def step(
     return Step(
         revision=revision,
         direction=direction,
-        message=file.message,
-        down_revision=file.down_revision,
+        message=graph.message(revision),
+        down_revision=graph.down[revision],
         path=graph.relative_path(revision),
         checksum=graph.checksum(revision),
         findings=findings,

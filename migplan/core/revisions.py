@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterator
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -36,13 +38,48 @@ class RevisionFile:
     @property
     def message(self) -> str:
         """The first paragraph of the docstring, on one line (Alembic's `doc`)."""
-        return " ".join(re.split("\n\n", self.longdoc)[0].split())
+        return message_of(self.longdoc)
 
     def checksum(self) -> str:
         """Return the sha256 of the file's bytes, as it was read."""
         if self.sha256 is not None:
             return self.sha256
         return hashlib.sha256((self.text or "").encode()).hexdigest()
+
+
+def message_of(longdoc: str) -> str:
+    """The first paragraph of a docstring, on one line (Alembic's `doc`)."""
+    return " ".join(re.split("\n\n", longdoc)[0].split())
+
+
+class RevisionFiles(Mapping[str, RevisionFile]):
+    """Revision files by revision, and what a plan needs of each one: where it
+    is, its docstring and checksum. A history read again from a cache has those
+    at hand, and makes a RevisionFile only where the whole file is wanted."""
+
+    def __init__(self, files: Mapping[str, RevisionFile] | None = None) -> None:
+        self._files = dict(files or {})
+
+    def __getitem__(self, revision: str) -> RevisionFile:
+        return self._files[revision]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._files)
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def path_text(self, revision: str) -> str:
+        """The file's path, as a string."""
+        return str(self[revision].path)
+
+    def longdoc(self, revision: str) -> str:
+        """The file's docstring."""
+        return self[revision].longdoc
+
+    def checksum(self, revision: str) -> str:
+        """The sha256 of the file as it was read."""
+        return self[revision].checksum()
 
 
 @dataclass(frozen=True)

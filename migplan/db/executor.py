@@ -11,6 +11,7 @@ from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import Literal
@@ -314,7 +315,7 @@ def _app_if_needed(
     if project.app is not None and (
         project.env_uses_app
         or envpy.revisions_need_app(
-            (graph.files[step.revision].path for step in steps), project.root
+            (Path(graph.files.path_text(step.revision)) for step in steps), project.root
         )
     ):
         return appload.app_context(project, engine)

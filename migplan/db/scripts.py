@@ -96,8 +96,9 @@ def script_map(graph: RevisionGraph) -> RevisionMap:
     with _maps_lock:
         found = _maps.get(graph)
         if found is None:
+            files = graph.files
             found = _maps[graph] = compat.script_map(
-                (node, graph.get(node[0]).path, graph.get(node[0]).longdoc)
+                (node, files.path_text(node[0]), files.longdoc(node[0]))
                 for node in graph.nodes()
             )
         return found

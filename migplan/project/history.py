@@ -11,7 +11,6 @@ import itertools
 import os
 from collections.abc import Iterable
 from collections.abc import Iterator
-from collections.abc import Mapping
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import cast
 from migplan import compat
 from migplan.core.graph import RevisionGraph
 from migplan.core.revisions import RevisionFile
+from migplan.core.revisions import RevisionFiles
 from migplan.errors import RevisionGraphError
 from migplan.project import cache
 from migplan.project import revision_files
@@ -246,11 +246,31 @@ class _Details:
             self._known = cache.load("revision-files", self.key) or {}
         return self._known
 
+    def entry(self, path: str, stamp: list[int]) -> list[object] | None:
+        """The cached details of `path` if the file has not changed: [stamp,
+        revision, down, depends, labels, docstring, checksum], the last two
+        strings."""
+        found = self._load().get(path)
+        if (
+            isinstance(found, list)
+            and len(found) == 7
+            and found[0] == stamp
+            and isinstance(found[5], str)
+            and isinstance(found[6], str)
+        ):
+            return found
+        return None
+
+    def forget(self, path: str) -> None:
+        """Let go of the entry of `path`: what was needed of it is taken."""
+        self._load().pop(path, None)
+
     def file(self, path: str, stamp: list[int]) -> RevisionFile | None:
         """Return the cached RevisionFile of `path`, if the file has not changed
         (asked once per file: the entry is let go, its values now the file's)."""
-        found = self._load().pop(path, None)
-        if not (isinstance(found, list) and len(found) == 7 and found[0] == stamp):
+        found = self.entry(path, stamp)
+        self.forget(path)
+        if found is None:
             return None
         _, revision, down, depends, labels, longdoc, sha256 = found
         try:
@@ -281,8 +301,9 @@ class _Details:
         cache.store("revision-files", self.key, self._fresh)
 
 
-class _SnapshotFiles(Mapping[str, RevisionFile]):
-    """The files of a snapshot, made into RevisionFile objects only when used."""
+class _SnapshotFiles(RevisionFiles):
+    """The files of a snapshot, made into RevisionFile objects only when used; a
+    plan's paths, docstrings and checksums come from the cache without them."""
 
     def __init__(
         self,
@@ -291,22 +312,57 @@ class _SnapshotFiles(Mapping[str, RevisionFile]):
         stamps: list[int],
         details: _Details,
     ) -> None:
+        super().__init__()
         self._index = index
         self._names = names
         self._stamps = stamps
         self._details = details
         self._made: dict[str, RevisionFile] = {}
+        self._facts: dict[str, tuple[str, str]] = {}
+        """(docstring, checksum) of the files asked for and not made."""
+        self._asked = 0
 
     def __getitem__(self, revision: str) -> RevisionFile:
         made = self._made.get(revision)
         if made is None:
             i = self._index[revision]
             path, stamp = self._names[i], self._stamps[3 * i : 3 * i + 3]
-            # a plan's few steps: read their files; many (checksums): load details
-            cached = self._details.file(path, stamp) if len(self._made) > 16 else None
+            cached = self._details.file(path, stamp) if self._worth_details() else None
             made = cached or revision_files.read(Path(path))
             self._made[revision] = made
         return made
+
+    def _worth_details(self) -> bool:
+        # a plan's few steps: read their files; many (checksums): load details
+        self._asked += 1
+        return self._asked > 16
+
+    def _fact(self, revision: str) -> tuple[str, str] | None:
+        """(docstring, checksum) from the details, where the file is not made
+        and the details are worth loading."""
+        found = self._facts.get(revision)
+        if found is None and revision not in self._made and self._worth_details():
+            i = self._index[revision]
+            path, stamp = self._names[i], self._stamps[3 * i : 3 * i + 3]
+            entry = self._details.entry(path, stamp)
+            self._details.forget(path)  # the two strings kept, not the entry
+            if entry is not None:
+                found = self._facts[revision] = (
+                    cast(str, entry[5]),
+                    cast(str, entry[6]),
+                )
+        return found
+
+    def path_text(self, revision: str) -> str:
+        return self._names[self._index[revision]]
+
+    def longdoc(self, revision: str) -> str:
+        fact = self._fact(revision)
+        return fact[0] if fact else self[revision].longdoc
+
+    def checksum(self, revision: str) -> str:
+        fact = self._fact(revision)
+        return fact[1] if fact else self[revision].checksum()
 
     def __contains__(self, revision: object) -> bool:
         return revision in self._index

@@ -308,7 +308,7 @@ def graph_body(
     nodes = [
         {
             "revision": rev,
-            "message": graph.files[rev].message,
+            "message": graph.message(rev),
             "path": graph.relative_path(rev),
             "down_revision": list(down),
             "depends_on": list(graph.depends.get(rev, ())),

@@ -165,7 +165,7 @@ def _text(
     if node == _BASE:
         text = "base"
     else:
-        message = graph.get(node).message
+        message = graph.message(node)
         text = _short(node) + (f" {message}" if message else "")
         text += _depends_text(graph, node)
     return text + "".join(f" {paint(label)}" for label in view.marks.get(node, ()))
@@ -331,7 +331,7 @@ def _label(graph: RevisionGraph, view: _View, node: str) -> str:
         return _revisions(view.hidden[node])
     if node == _BASE:
         return "base"
-    message = graph.get(node).message
+    message = graph.message(node)
     return _short(node) + (f": {message}" if message else "")
 
 

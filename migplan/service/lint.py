@@ -48,6 +48,6 @@ def project_paths(project: Project) -> list[Path]:
     here = Path.cwd()
     paths = []
     for rev in graph.files:
-        path = graph.files[rev].path
+        path = Path(graph.files.path_text(rev))
         paths.append(path.relative_to(here) if path.is_relative_to(here) else path)
     return sorted(paths)
