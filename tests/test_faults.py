@@ -190,8 +190,18 @@ class Migplan:
         return self.err.read_text()
 
     def finish(self, timeout: float = 120) -> tuple[int, str, str]:
-        """Wait for the process; return its exit code, stdout and stderr."""
-        self.proc.wait(timeout=timeout)
+        """Wait for the process; return its exit code, stdout and stderr (a
+        process still running after `timeout` is killed, and its output told)."""
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(
+                f"migplan still ran after {timeout} s; its stdout ended with "
+                f"{self.out.read_text()[-2000:]!r}, its stderr with "
+                f"{self.err.read_text()[-2000:]!r}"
+            ) from None
         return self.proc.returncode, self.out.read_text(), self.err.read_text()
 
 
