@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait
 from typing import TYPE_CHECKING
 
+from migplan import compat
 from migplan.core.fleet import FleetPlan
 from migplan.core.fleet import FleetResult
 from migplan.core.fleet import Group
@@ -105,7 +106,10 @@ def apply(
     stopped: str | None = None
     context = multiprocessing.get_context("spawn")
     workers = max(1, min(rollout.concurrency, total))
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    # each worker is a migplan process of its own: Pygments kept out, as in the CLI
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=compat.lean_mako
+    ) as pool:
 
         def run(batch: Sequence[Member], stop_on_failure: bool) -> None:
             nonlocal failures, stopped
