@@ -885,3 +885,50 @@ def test_validate_env_must_be_known(project):
 
 def test_validate_refuses_a_missing_file(project):
     assert_refused(run(project.root, "validate"), f"migplan.yaml: {NO_CONFIG}")
+
+
+def test_a_config_checked_before_is_refused_with_the_same_line(project):
+    # the second run takes migplan.yaml's data and lines from the config cache,
+    # without YAML: the same refusal, naming the same line
+    revisions(project, "a1")
+    project.write_config(VAR_CONFIG)
+    first = run(project.root, "apply", "prod", "--yes")
+    second = run(project.root, "apply", "prod", "--yes")
+    assert_refused(
+        second,
+        "migplan.yaml:6: environments.prod.url: environment variable "
+        "${PROD_DATABASE_URL} is not set",
+    )
+    assert second.stderr == first.stderr
+    assert databases(project.root) == []
+
+
+def test_the_cached_lines_locate_every_key_as_yaml_does(tmp_path):
+    from migplan.project.document import read_document
+    from migplan.project.plain import KnownDocument
+
+    file = tmp_path / "migplan.yaml"
+    file.write_text(
+        "# comment first\n\n"
+        + CONFIG
+        + "  stage:\n    url: sqlite:///s.db\n    target: [a1,\n      b2]\n"
+        + "    databases:\n      - name: one\n        url: sqlite:///one.db\n"
+    )
+    document = read_document(file)
+    lines = document.lines()
+    cached = KnownDocument.from_cache(
+        file,
+        json.loads(json.dumps(KnownDocument(file, document.data, lines).to_cache())),
+    )
+    assert cached is not None and cached.data == document.data
+    paths = [list(p) for p in lines] + [
+        ["environments", "stage", "target", 1],
+        ["environments", "stage", "databases", 0, "url"],
+        ["environments", "nowhere", "url"],
+        ["environments", "prod", "rollback", "missing"],
+        ["absent"],
+    ]
+    for path in paths:
+        path = [int(p) if isinstance(p, str) and p.isdigit() else p for p in path]
+        for at_key in (False, True):
+            assert cached.locate(path, at_key) == document.locate(path, at_key), path

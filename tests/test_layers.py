@@ -304,3 +304,35 @@ def test_a_command_loads_its_own_module_only():
     assert not {"migplan.cli.db", "migplan.cli.inspect", "migplan.cli.lint"} & set(
         loaded
     )
+
+
+def test_a_config_checked_before_is_read_without_yaml(project, sqlite_url):
+    # migplan.yaml unchanged since a run checked it: its data and lines come
+    # from the config cache, and neither PyYAML nor jsonschema is imported
+    from conftest import linear_project
+
+    linear_project(project, sqlite_url, "a1", "b2")
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from migplan.cli import cli\n"
+        "result = CliRunner().invoke(cli, ['plan', 'dev'])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "print(sorted(m for m in ('yaml', 'jsonschema') if m in sys.modules))\n"
+    )
+
+    def loaded() -> str:
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=project.root,
+        )
+        return out.stdout.strip()
+
+    assert loaded() == "['jsonschema', 'yaml']"
+    assert loaded() == "[]"
+    config = project.root / "migplan.yaml"
+    config.write_text(config.read_text() + "# edited\n")
+    assert loaded() == "['jsonschema', 'yaml']"

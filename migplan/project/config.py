@@ -30,13 +30,14 @@ from migplan.errors import ConfigError
 from migplan.errors import UnknownEnvironment
 from migplan.project import cache
 from migplan.project import envpy
-from migplan.project.document import Document
-from migplan.project.document import read_document
-from migplan.project.schema import VAR
-from migplan.project.schema import check_document
+from migplan.project.plain import VAR
+from migplan.project.plain import KnownDocument
+from migplan.project.plain import is_plain
+from migplan.project.plain import read_text
 
 if TYPE_CHECKING:
     from migplan.core.graph import RevisionGraph
+    from migplan.project.document import Document
 
 CONFIG_NAME = "migplan.yaml"
 CONFIG_ENV_VAR = "MIGPLAN_CONFIG"
@@ -129,19 +130,31 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Project:
         names the file, the line and the key.
     """
     file = find_config(path)
-    document = read_document(file)
-    # a file already found valid, byte for byte, by this migplan: skip jsonschema
-    digest = hashlib.sha256(document.text.encode()).hexdigest()
+    text = read_text(file)
+    # a file already found valid, byte for byte, by this migplan: neither YAML
+    # nor jsonschema, its data and lines are in the cache
+    digest = hashlib.sha256(text.encode()).hexdigest()
     known = cache.load("config", str(file))
+    if known is not None and known.get("sha256") == digest:
+        cached = KnownDocument.from_cache(file, known)
+        if cached is not None:
+            return _build_project(cached)
+    from migplan.project.document import read_document
+    from migplan.project.schema import check_document
+
+    document = read_document(file, text)
     if known is None or known.get("sha256") != digest:
         errors = check_document(document)
         if errors:
             raise errors[0]
-        cache.store("config", str(file), {"sha256": digest})
+    entry: dict[str, object] = {"sha256": digest}
+    if is_plain(document.data):
+        entry |= KnownDocument(file, document.data, document.lines()).to_cache()
+    cache.store("config", str(file), entry)
     return _build_project(document)
 
 
-def _build_project(document: Document) -> Project:
+def _build_project(document: Document | KnownDocument) -> Project:
     data = document.data
     root = document.file.parent
     environments: dict[str, Environment] = {}
@@ -175,7 +188,7 @@ def _build_project(document: Document) -> Project:
 
 
 def _build_environment(
-    document: Document, name: str, raw: dict[str, object]
+    document: Document | KnownDocument, name: str, raw: dict[str, object]
 ) -> Environment:
     protected = bool(raw.get("protected", False))
     target = raw.get("target", "head")

@@ -15,6 +15,9 @@ import yaml
 
 from migplan.core.environment import Location
 from migplan.errors import ConfigError
+from migplan.project.plain import Lines
+from migplan.project.plain import dotted
+from migplan.project.plain import read_text
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,32 @@ class Document:
             line = (key_node if at_key else node).start_mark.line + 1
         return Location(self.file, line, dotted(path))
 
+    def lines(self) -> Lines:
+        """The line of every key and value, by key path, for the config cache
+        (the first of duplicate keys, as `locate` finds it)."""
+        found: Lines = {}
+        root = self.node.start_mark.line + 1
+        stack: list[tuple[tuple[str, ...], yaml.Node]] = [((), self.node)]
+        found[()] = (root, root)
+        while stack:
+            path, node = stack.pop()
+            if isinstance(node, yaml.MappingNode):
+                items = [
+                    (key.value, key, value)
+                    for key, value in node.value
+                    if isinstance(key, yaml.ScalarNode)
+                ]
+            elif isinstance(node, yaml.SequenceNode):
+                items = [(str(i), item, item) for i, item in enumerate(node.value)]
+            else:
+                continue
+            for part, key, value in items:
+                below = (*path, part)
+                if below not in found:
+                    found[below] = (key.start_mark.line + 1, value.start_mark.line + 1)
+                    stack.append((below, value))
+        return found
+
 
 def child(node: yaml.Node, part: str | int) -> tuple[yaml.Node, yaml.Node] | None:
     """The (key, value) nodes of a mapping's key or a sequence's item, if there."""
@@ -54,20 +83,11 @@ def child(node: yaml.Node, part: str | int) -> tuple[yaml.Node, yaml.Node] | Non
     return None
 
 
-def dotted(path: Sequence[str | int]) -> str:
-    """Return a key path as written in messages: ``environments.prod.url``."""
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else part
-    return text
-
-
-def read_document(file: Path) -> Document:
-    """Parse `file` with YAML's safe loader, keeping the node tree for line numbers."""
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{file.name}: cannot read: {err}") from err
+def read_document(file: Path, text: str | None = None) -> Document:
+    """Parse `file` (whose `text` may be read already) with YAML's safe loader,
+    keeping the node tree for line numbers."""
+    if text is None:
+        text = read_text(file)
     loader = _Loader(text)
     try:
         node = loader.get_single_node()

@@ -15,15 +15,15 @@ from migplan.core.environment import Location
 from migplan.core.names import unknown
 from migplan.errors import ConfigError
 from migplan.project.document import Document
-from migplan.project.document import dotted
 from migplan.project.document import type_name
+from migplan.project.plain import VAR
+from migplan.project.plain import dotted
 
 if TYPE_CHECKING:
     import jsonschema
 
 SCHEMA_PATH = Path(__file__).with_name("migplan.schema.json")
 
-VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 """A variable reference in a URL: ${NAME} or ${NAME:-default}."""
 
 
