@@ -932,3 +932,17 @@ def test_the_cached_lines_locate_every_key_as_yaml_does(tmp_path):
         path = [int(p) if isinstance(p, str) and p.isdigit() else p for p in path]
         for at_key in (False, True):
             assert cached.locate(path, at_key) == document.locate(path, at_key), path
+
+
+def test_a_password_written_in_migplan_yaml_is_not_copied_into_the_cache(project):
+    from migplan.project import cache
+
+    revisions(project, "a1")
+    project.write_config(
+        CONFIG + "  other:\n    url: postgresql://app:s3cret-pw@127.0.0.1:1/app\n"
+    )
+    for _ in range(2):
+        result = run(project.root, "plan", "dev")
+        assert result.exit_code == 0, result.stderr
+    cached = [p.read_text() for p in cache.folder().glob("config-*.json")]
+    assert cached and not any("s3cret-pw" in text for text in cached)

@@ -32,6 +32,7 @@ from migplan.project import cache
 from migplan.project import envpy
 from migplan.project.plain import VAR
 from migplan.project.plain import KnownDocument
+from migplan.project.plain import holds_password
 from migplan.project.plain import is_plain
 from migplan.project.plain import read_text
 
@@ -148,7 +149,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Project:
         if errors:
             raise errors[0]
     entry: dict[str, object] = {"sha256": digest}
-    if is_plain(document.data):
+    if is_plain(document.data) and not holds_password(document.data):
         entry |= KnownDocument(file, document.data, document.lines()).to_cache()
     cache.store("config", str(file), entry)
     return _build_project(document)

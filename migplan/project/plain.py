@@ -97,6 +97,24 @@ class KnownDocument:
         return cls(file, data, lines)
 
 
+_PASSWORD = re.compile(r"://[^/@\s]*?:([^@\s]*)@")
+
+
+def holds_password(value: object) -> bool:
+    """Whether a URL in `value` spells a password out rather than naming a
+    ${VAR}: such a file's data is not copied into the cache."""
+    if isinstance(value, dict):
+        return any(holds_password(v) for v in value.values())
+    if isinstance(value, list):
+        return any(holds_password(v) for v in value)
+    if isinstance(value, str):
+        return any(
+            match.group(1) and not VAR.fullmatch(match.group(1))
+            for match in _PASSWORD.finditer(value)
+        )
+    return False
+
+
 def is_plain(value: object) -> bool:
     """Whether `value` comes back from JSON exactly as it is (mappings keyed by
     strings, lists, strings, numbers, booleans, null): YAML can say more."""
