@@ -373,6 +373,10 @@ class RevisionGraph:
             bits[rev] = mask
         return bits
 
+    def _bits_of(self, revisions: Sequence[str]) -> list[int]:
+        bits = self._ancestor_bits
+        return [bits[rev] for rev in revisions]
+
     def _alembic_order(self, todo: set[str], heads: Sequence[str]) -> list[str]:
         """The revisions of `todo`, newest first, in exactly the order of Alembic's
         RevisionMap._topological_sort from `heads` (a graph without depends_on:
@@ -380,15 +384,17 @@ class RevisionGraph:
         needs its revision, taking the branches in the files' order."""
         todo = set(todo)
         insertion = self._insertion
-        bits = self._ancestor_bits
         current = sorted({h for h in heads if h in todo}, key=insertion.__getitem__)
-        ancestors = [bits[head] for head in current]
+        # each head's ancestors, as bits: only asked of the graph once two heads
+        # compete (one walking down a line needs none: a short plan near the top
+        # of a long history makes no bits of the whole history)
+        ancestors = self._bits_of(current) if len(current) > 1 else None
         out: list[str] = []
         index = 0
         while current:
             candidate = current[index]
             bit = 1 << insertion[candidate]
-            for other, below in enumerate(ancestors):
+            for other, below in enumerate(ancestors or ()):
                 if other != index and below & bit:
                     index = other  # another head needs it: that one goes first
                     break
@@ -400,16 +406,21 @@ class RevisionGraph:
                 added = [r for r in down if r in todo and r not in current]
                 if not added:
                     del current[index]
-                    del ancestors[index]
+                    if ancestors is not None:
+                        del ancestors[index]
                     index = max(index - 1, 0)
                 elif len(down) == 1:
                     current[index] = added[0]
-                    ancestors[index] &= ~bit
+                    if ancestors is not None:
+                        ancestors[index] &= ~bit
                 else:
                     current[index] = added[0]
                     current.extend(added[1:])
-                    ancestors[index] = bits[added[0]]
-                    ancestors.extend(bits[rev] for rev in added[1:])
+                    if ancestors is None:
+                        ancestors = self._bits_of(current)
+                    else:
+                        ancestors[index] = self._ancestor_bits[added[0]]
+                        ancestors.extend(self._bits_of(added[1:]))
         if todo:
             raise AssertionError(f"revisions left unordered: {sorted(todo)}")
         return out
