@@ -151,7 +151,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Project:
     entry: dict[str, object] = {"sha256": digest}
     if is_plain(document.data) and not holds_password(document.data):
         entry |= KnownDocument(file, document.data, document.lines()).to_cache()
-    cache.store("config", str(file), entry)
+    if entry != known:
+        cache.store("config", str(file), entry)
     return _build_project(document)
 
 
