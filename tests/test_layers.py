@@ -198,6 +198,18 @@ def test_no_module_is_over_the_size_that_asks_for_a_split():
     assert {name: n for name, n in sizes.items() if n > MAX_LINES} == {}
 
 
+def python_output(code: str, cwd: Path | None = None) -> str:
+    """What a fresh interpreter running `code` prints (it must exit 0)."""
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=cwd,
+    )
+    return out.stdout
+
+
 def test_help_imports_nothing_heavy():
     code = (
         "import sys\n"
@@ -208,10 +220,7 @@ def test_help_imports_nothing_heavy():
         "heavy = sorted(m for m in ('sqlalchemy', 'alembic', 'flask', 'yaml', 'jsonschema') if m in sys.modules)\n"
         "print(','.join(heavy))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert out.stdout.strip() == ""
+    assert python_output(code).strip() == ""
 
 
 def test_plan_on_sqlite_loads_neither_sqlalchemy_nor_alembic(project, sqlite_url):
@@ -230,15 +239,8 @@ def test_plan_on_sqlite_loads_neither_sqlalchemy_nor_alembic(project, sqlite_url
         "heavy = sorted(m for m in ('sqlalchemy', 'alembic', 'flask', 'jsonschema') if m in sys.modules)\n"
         "print(','.join(heavy))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=project.root,
-    )
     # jsonschema checks migplan.yaml once; the second run trusts the cache
-    assert out.stdout.strip() == "jsonschema"
+    assert python_output(code, project.root).strip() == "jsonschema"
 
 
 def test_apply_loads_alembic_without_pygments(project, sqlite_url):
@@ -262,15 +264,11 @@ def test_apply_loads_alembic_without_pygments(project, sqlite_url):
         "print(mako.exceptions.pygments_html_formatter)\n"
         "print(sorted(m for m in ('alembic', 'mako', 'pygments') if m in sys.modules))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=project.root,
-    )
     # Mako as it is without Pygments: no HTML formatter
-    assert out.stdout.splitlines() == ["None", "['alembic', 'mako']"]
+    assert python_output(code, project.root).splitlines() == [
+        "None",
+        "['alembic', 'mako']",
+    ]
     assert tables(sqlite_url) >= {"t_a1", "t_b2"}
 
 
@@ -296,10 +294,7 @@ def test_a_command_loads_its_own_module_only():
         "CliRunner().invoke(cli, ['plan', '--help'])\n"
         "print(sorted(m for m in sys.modules if m.startswith('migplan.cli.')))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    loaded = ast.literal_eval(out.stdout)
+    loaded = ast.literal_eval(python_output(code))
     assert "migplan.cli.migrate" in loaded
     assert not {"migplan.cli.db", "migplan.cli.inspect", "migplan.cli.lint"} & set(
         loaded
@@ -321,18 +316,8 @@ def test_a_config_checked_before_is_read_without_yaml(project, sqlite_url):
         "print(sorted(m for m in ('yaml', 'jsonschema') if m in sys.modules))\n"
     )
 
-    def loaded() -> str:
-        out = subprocess.run(
-            [sys.executable, "-c", code],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=project.root,
-        )
-        return out.stdout.strip()
-
-    assert loaded() == "['jsonschema', 'yaml']"
-    assert loaded() == "[]"
+    assert python_output(code, project.root).strip() == "['jsonschema', 'yaml']"
+    assert python_output(code, project.root).strip() == "[]"
     config = project.root / "migplan.yaml"
     config.write_text(config.read_text() + "# edited\n")
-    assert loaded() == "['jsonschema', 'yaml']"
+    assert python_output(code, project.root).strip() == "['jsonschema', 'yaml']"

@@ -135,16 +135,15 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Project:
     # a file already found valid, byte for byte, by this migplan: neither YAML
     # nor jsonschema, its data and lines are in the cache
     digest = hashlib.sha256(text.encode()).hexdigest()
-    known = cache.load("config", str(file))
-    if known is not None and known.get("sha256") == digest:
-        cached = KnownDocument.from_cache(file, known)
-        if cached is not None:
-            return _build_project(cached)
+    known = cache.load("config", str(file)) or {}
+    checked = known.get("sha256") == digest
+    if checked and (cached := KnownDocument.from_cache(file, known)) is not None:
+        return _build_project(cached)
     from migplan.project.document import read_document
     from migplan.project.schema import check_document
 
     document = read_document(file, text)
-    if known is None or known.get("sha256") != digest:
+    if not checked:
         errors = check_document(document)
         if errors:
             raise errors[0]
