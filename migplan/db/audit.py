@@ -9,11 +9,13 @@ half-way, the database is *dirty* until `migplan resolve` settles it.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import getpass
 import json
 import os
 import socket
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from migplan import __version__
@@ -122,7 +124,10 @@ class AuditTrail:
         self._row_id: int | None = None
 
     def _execute(
-        self, statement: sa.Executable, connection: Connection | None = None
+        self,
+        statement: sa.Executable,
+        connection: Connection | None = None,
+        parameters: dict[str, object] | None = None,
     ) -> sa.CursorResult[tuple[object, ...]]:
         """Run a statement; on the session's connection it commits at once, on a
         migration's connection it belongs to that migration's transaction."""
@@ -130,9 +135,9 @@ class AuditTrail:
 
         try:
             if connection is not None:
-                return connection.execute(statement)
+                return connection.execute(statement, parameters)
             own = self.session.connection
-            result = own.execute(statement)
+            result = own.execute(statement, parameters)
             own.commit()
             return result
         except sa_exc.SQLAlchemyError as err:
@@ -226,11 +231,7 @@ class AuditTrail:
         if self.marks_steps:
             # committed by the migration's first DDL statement: if it dies
             # half-way, this says so; if it changed nothing, this rolls back too
-            self._update(
-                connection,
-                dirty_revision=step.revision,
-                dirty_direction=step.direction,
-            )
+            self._mark(connection, step.revision, step.direction)
             self._write_step(connection)
 
     def step_done(self, connection: Connection, seconds: float) -> None:
@@ -238,7 +239,7 @@ class AuditTrail:
         same transaction, which commits next."""
         self._last().update(outcome="done", seconds=round(seconds, 3))
         if self.marks_steps:
-            self._update(connection, dirty_revision=None, dirty_direction=None)
+            self._mark(connection, None, None)
         self.steps[-1] = self._write_step(connection, again=self.marks_steps)
 
     def _last(self) -> dict[str, object]:
@@ -249,20 +250,28 @@ class AuditTrail:
     def _write_step(self, connection: Connection, *, again: bool = False) -> str:
         """The last step's row, in the migration's transaction (`again`: its
         started row, written before it ran, is brought up to date); its text."""
-        rows = self.step_rows
         text = json.dumps(self._last())
-        if again:
-            statement: sa.Executable = (
-                rows.update()
-                .where(rows.c.run == self._row_id, rows.c.seq == len(self.steps))
-                .values(step=text)
-            )
-        else:
-            statement = rows.insert().values(
-                run=self._row_id, seq=len(self.steps), step=text
-            )
-        self._execute(statement, connection)
+        statements = self._per_step
+        self._execute(
+            statements.update_step if again else statements.insert_step,
+            connection,
+            {"b_run": self._row_id, "b_seq": len(self.steps), "b_step": text},
+        )
         return text
+
+    def _mark(
+        self, connection: Connection | None, revision: str | None, direction: str | None
+    ) -> None:
+        """Say in the run's row which migration is running (None: none is)."""
+        self._execute(
+            self._per_step.mark,
+            connection,
+            {"b_id": self._row_id, "b_revision": revision, "b_direction": direction},
+        )
+
+    @functools.cached_property
+    def _per_step(self) -> _PerStep:
+        return _PerStep.of(self.table, self.step_rows)
 
     def step_failed(self, seconds: float, outcome: str = "failed") -> None:
         """The running migration failed (or timed out on a lock, to be retried):
@@ -276,7 +285,7 @@ class AuditTrail:
         """Take back the started mark of a migration that changed nothing (its
         lock wait timed out on MariaDB, whose DDL statement committed the mark)."""
         if self.marks_steps:
-            self._update(None, dirty_revision=None, dirty_direction=None)
+            self._mark(None, None, None)
 
     def is_dirty(self) -> bool:
         """Whether this run's row says a migration was left half-applied (read on
@@ -337,6 +346,37 @@ class AuditTrail:
         self._execute(
             self.table.update().where(self.table.c.id == self._row_id).values(**values),
             connection,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _PerStep:
+    """The statements a run executes for each of its steps, built once and run
+    with parameters: a step costs their execution, not the building and cache
+    lookup of new statements."""
+
+    insert_step: sa.Insert
+    update_step: sa.Update
+    mark: sa.Update
+
+    @classmethod
+    def of(cls, table: sa.Table, rows: sa.Table) -> _PerStep:
+        import sqlalchemy as sa
+
+        step = rows.c.run == sa.bindparam("b_run"), rows.c.seq == sa.bindparam("b_seq")
+        return cls(
+            insert_step=rows.insert().values(
+                run=sa.bindparam("b_run"),
+                seq=sa.bindparam("b_seq"),
+                step=sa.bindparam("b_step"),
+            ),
+            update_step=rows.update().where(*step).values(step=sa.bindparam("b_step")),
+            mark=table.update()
+            .where(table.c.id == sa.bindparam("b_id"))
+            .values(
+                dirty_revision=sa.bindparam("b_revision"),
+                dirty_direction=sa.bindparam("b_direction"),
+            ),
         )
 
 
