@@ -272,6 +272,29 @@ def test_apply_loads_alembic_without_pygments(project, sqlite_url):
     assert tables(sqlite_url) >= {"t_a1", "t_b2"}
 
 
+def test_apply_loads_the_renderers_it_prints_with_only(project, sqlite_url):
+    # the render package's names are imported from their modules when asked
+    # for: an apply in text loads the text renderer, not the JSON documents, the
+    # fleet's, the linter's, the reports' or Markdown (their modules' memory)
+    from conftest import linear_project
+
+    linear_project(project, sqlite_url, "a1", "b2")
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from migplan.cli import cli\n"
+        "result = CliRunner().invoke(cli, ['apply', 'dev', '--yes'])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "print(sorted(m for m in sys.modules if m.startswith('migplan.render.')))\n"
+        "from migplan.render import plan_markdown, status_text\n"
+        "from migplan import render\n"
+        "print(render.lint_text.__module__, plan_markdown.__module__)\n"
+    )
+    loaded, names = python_output(code, project.root).splitlines()
+    assert ast.literal_eval(loaded) == ["migplan.render.style", "migplan.render.text"]
+    assert names == "migplan.render.lint migplan.render.markdown"
+
+
 def test_each_command_is_found_in_the_module_the_table_names():
     # `migplan X` imports only the module app.COMMANDS names for X: every command
     # defined anywhere in migplan.cli must be in the table, under its own module

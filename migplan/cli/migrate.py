@@ -278,8 +278,10 @@ def apply_command(
 ) -> None:
     """Bring ENV to its target: show the plan, then run it."""
     from migplan import render
-    from migplan.render import documents
     from migplan.service import execution
+
+    if as_json:
+        from migplan.render import documents
 
     project = state.project
     env = project.environment(env_name)

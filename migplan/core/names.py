@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 
@@ -10,6 +9,8 @@ def did_you_mean(
     name: str, known: Iterable[str], n: int = 1, cutoff: float = 0.6
 ) -> str:
     """Return ``; did you mean 'x'?`` for the closest known names, or ""."""
+    import difflib  # only when a name is wrong
+
     close = difflib.get_close_matches(name, list(known), n=n, cutoff=cutoff)
     return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
 
