@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from genproject import as_users_run  # noqa: E402
 from genproject import generate  # noqa: E402
 from run import ALEMBIC  # noqa: E402
 from run import MIGPLAN  # noqa: E402
@@ -53,6 +54,7 @@ def main() -> None:
         help="rounds at 5,000 revisions and more (a replay takes minutes there)",
     )
     args = parser.parse_args()
+    as_users_run()
     sizes = [int(s) for s in args.sizes.split(",")]
     pg = _pg_reachable()
     body = []

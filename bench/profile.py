@@ -28,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from genproject import SHAPES  # noqa: E402
+from genproject import as_users_run  # noqa: E402
 from genproject import generate  # noqa: E402
 from run import ALEMBIC  # noqa: E402
 from run import MIGPLAN  # noqa: E402
@@ -105,6 +106,7 @@ def main() -> None:
     )
     parser.add_argument("--top", type=int, default=25)
     options = parser.parse_args()
+    as_users_run()
     try:
         import pyinstrument  # noqa: F401
     except ImportError:

@@ -16,7 +16,8 @@ the same project, and the ratio migplan/Alembic. Machines here are noisy:
 compare ratios, not seconds; a ratio's two sides are measured in turns (one
 run of each, then again), so that both see the same machine. Peak memory is the
 child's max RSS (os.wait4's rusage of that one child). The table ends with the
-goals of issue 15, per shape.
+goals of issue 15, per shape. Commands cache their bytecode as a user's Python
+does, PYTHONDONTWRITEBYTECODE or not (genproject.as_users_run).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from genproject import SHAPES  # noqa: E402
+from genproject import as_users_run  # noqa: E402
 from genproject import generate  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -197,6 +199,7 @@ def main() -> None:
         "--no-pg", action="store_true", help="skip PostgreSQL even if reachable"
     )
     options = parser.parse_args()
+    as_users_run()
     # killed (SIGTERM): still drop the PostgreSQL database and the temp folder
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sizes = [int(s) for s in options.sizes.split(",")]

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from genproject import as_users_run  # noqa: E402
 from genproject import generate  # noqa: E402
 from run import ALEMBIC  # noqa: E402
 from run import MIGPLAN  # noqa: E402
@@ -54,6 +55,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="20,200")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
+    as_users_run()
     if not _pg_reachable():
         raise SystemExit(f"no PostgreSQL server answers at {PG_SERVER}")
     body = []
