@@ -123,6 +123,25 @@ def test_a_cache_entry_that_lies_is_not_trusted(project, sqlite_url):
     assert set(_graph(project).files) == {"a1", "b2"}
 
 
+def test_the_listing_digest_changes_with_any_path_or_stamp():
+    # the snapshot is used when the digest of the folder's listing matches: any
+    # renamed file, size, mtime or inode (even one past 2**63, as some file
+    # systems give) makes another digest
+    from migplan.project.history import _listing
+
+    names, stamps = ["/m/v/a1_x.py", "/m/v/b2_y.py"], [10, 1_700_000_000, 7, 12, 5, 8]
+    digest = _listing(names, stamps)
+    assert digest == _listing(list(names), list(stamps))
+    others = {_listing(["/m/v/a1_x.py", "/m/v/b2_z.py"], stamps)}
+    for i in range(len(stamps)):
+        changed = list(stamps)
+        changed[i] += 1
+        others.add(_listing(names, changed))
+    for huge in (2**63, 2**64 - 1):
+        others.add(_listing(names, [*stamps[:5], huge]))
+    assert digest not in others and len(others) == 1 + len(stamps) + 2
+
+
 def test_a_long_plan_from_the_cache_says_what_the_files_say(project, sqlite_url):
     # past a few steps, a plan takes each step's docstring and checksum from the
     # cache instead of making the file: the same plan, step for step, as a read

@@ -170,10 +170,14 @@ def _listing(names: list[str], stamps: list[int]) -> str:
     """A digest of the folder's listing: every file's path, size, mtime and inode.
     A snapshot made of the same listing is of the same files: it keeps this, not
     the listing (the fresh one is at hand), and so stays a third of the size."""
+    import array
     import hashlib
 
     digest = hashlib.sha256("\0".join(names).encode("utf-8", "surrogateescape"))
-    digest.update(str(stamps).encode())
+    try:
+        digest.update(array.array("q", stamps))
+    except OverflowError:  # an inode number past 2**63
+        digest.update(str(stamps).encode())
     return digest.hexdigest()
 
 
