@@ -80,6 +80,28 @@ def _graph(project):
     return load_config(project.root / "migplan.yaml").graph
 
 
+def test_the_listing_takes_the_files_alembic_would(project, sqlite_url, tmp_path):
+    # a revision linked in from elsewhere counts; a dangling link, a folder named
+    # like a revision, __init__.py, an editor's .# lock and other files do not;
+    # and the paths are those of the folder, twice over (from the cache)
+    linear_project(project, sqlite_url, "a1")
+    elsewhere = project.add_revision("c3", "a1")
+    target = tmp_path / "kept" / elsewhere.name
+    target.parent.mkdir()
+    elsewhere.rename(target)
+    (project.versions / elsewhere.name).symlink_to(target)
+    (project.versions / "d4_gone.py").symlink_to(tmp_path / "nothing.py")
+    (project.versions / "e5_folder.py").mkdir()
+    (project.versions / "__init__.py").write_text("")
+    (project.versions / ".#c3_lock.py").write_text("revision = 'zz'\n")
+    (project.versions / "notes.txt").write_text("revision = 'yy'\n")
+    for _ in range(2):
+        graph = _graph(project)
+        assert set(graph.files) == {"a1", "c3"}
+        assert graph.heads == ("c3",)
+        assert graph.relative_path("c3") == f"migrations/versions/{elsewhere.name}"
+
+
 def test_the_cache_notices_changed_added_and_deleted_files(project, sqlite_url):
     linear_project(project, sqlite_url, "a1", "b2")
     assert _graph(project).heads == ("b2",)
