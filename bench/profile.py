@@ -10,6 +10,11 @@
    that of a run. The databases live on tmpfs (/dev/shm) when there is one, so
    that fsync (where migplan commits once per migration and Alembic once per
    statement) is left out: what is left is Python.
+   Then the same on PostgreSQL (when reachable; --no-pg skips it), with wall
+   time beside CPU time: wall minus CPU is the time spent waiting on the
+   server, where one transaction per migration and its audit row cost migplan
+   three round trips a step (BEGIN, the step's row, COMMIT) that Alembic's
+   single transaction does not make.
 2. pyinstrument profiles of the apply and of a warm `plan` at the large size
    (HTML and text in --out), with the heaviest migplan functions printed.
 """
@@ -24,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -32,6 +38,10 @@ from genproject import as_users_run  # noqa: E402
 from genproject import generate  # noqa: E402
 from run import ALEMBIC  # noqa: E402
 from run import MIGPLAN  # noqa: E402
+from run import PG_SERVER  # noqa: E402
+from run import _drop_pg  # noqa: E402
+from run import _pg_reachable  # noqa: E402
+from run import _recreate_pg  # noqa: E402
 from run import near_head  # noqa: E402
 from run import stamp  # noqa: E402
 
@@ -63,12 +73,72 @@ def apply_config(root: Path, shape: str) -> Path:
     return path
 
 
-def apply_ini(root: Path, db: Path) -> Path:
-    path = root / "apply.ini"
+def apply_ini(root: Path, db: Path | str) -> Path:
+    url = db if isinstance(db, str) else f"sqlite:///{db}"
+    path = root / ("pg.ini" if isinstance(db, str) else "apply.ini")
     path.write_text(
-        f"[alembic]\nscript_location = %(here)s/migrations\nsqlalchemy.url = sqlite:///{db}\n"
+        f"[alembic]\nscript_location = %(here)s/migrations\nsqlalchemy.url = {url}\n"
     )
     return path
+
+
+def split(
+    roots: dict[int, Path],
+    shape: str,
+    repeat: int,
+    reset: Callable[[], None],
+    env: dict[str, str],
+    target: Path | str,
+    wall: bool,
+) -> None:
+    """Run `migplan apply` and `alembic upgrade heads` at both sizes, in turns
+    (`reset` empties the database before each), and print each one's cost of a
+    step (the slope) and of a run (the intercept), CPU and, with `wall`, wall."""
+    results: dict[tuple[str, int], list[tuple[float, float, int]]] = {}
+    for root in roots.values():
+        # migplan.yaml checked and the revisions linted once, as on a machine
+        # that has deployed the project: the runs measured are warm
+        reset()
+        cpu(
+            [*MIGPLAN, "-c", str(apply_config(root, shape)), "plan", "fresh"], root, env
+        )
+    for _ in range(repeat):
+        for n, root in roots.items():
+            cmds = {
+                "migplan apply": [
+                    *MIGPLAN,
+                    "-c",
+                    str(apply_config(root, shape)),
+                    "apply",
+                    "fresh",
+                ],
+                "alembic upgrade heads": [
+                    *ALEMBIC,
+                    "-c",
+                    str(apply_ini(root, target)),
+                    "upgrade",
+                    "heads",
+                ],
+            }
+            for name, args in cmds.items():
+                reset()
+                results.setdefault((name, n), []).append(cpu(args, root, env))
+    small, big = sorted(roots)
+    kinds = [("CPU", 0), ("wall", 1)] if wall else [("CPU", 0)]
+    print(
+        f"{'command':24} {'':4} {str(small) + ' revs':>9} {str(big) + ' revs':>9}"
+        f"  {'ms/step':>8} {'ms/run':>7}  {'peak MB':>7}"
+    )
+    for name in ("migplan apply", "alembic upgrade heads"):
+        rss = max(r[2] for r in results[(name, big)]) / 1024
+        for kind, i in kinds:
+            at_small = statistics.median(r[i] for r in results[(name, small)])
+            at_big = statistics.median(r[i] for r in results[(name, big)])
+            slope = (at_big - at_small) / (big - small)
+            print(
+                f"{name:24} {kind:4} {at_small:8.3f}s {at_big:8.3f}s"
+                f"  {slope * 1000:8.3f} {(at_small - small * slope) * 1000:7.0f}  {rss:7.0f}"
+            )
 
 
 def top(session_file: Path, prefix: str, count: int) -> list[tuple[float, str]]:
@@ -105,6 +175,9 @@ def main() -> None:
         help="where the profiles go (default: a temp folder, kept)",
     )
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument(
+        "--no-pg", action="store_true", help="skip PostgreSQL even if reachable"
+    )
     options = parser.parse_args()
     as_users_run()
     try:
@@ -125,47 +198,35 @@ def main() -> None:
         }
         db = dbdir / "apply.db"
         apply_env = {**env, "BENCH_URL": f"sqlite:///{db}"}
-        results: dict[tuple[str, int], list[tuple[float, float, int]]] = {}
-        for _ in range(options.repeat):
-            for n, root in roots.items():
-                cmds = {
-                    "migplan apply": [
-                        *MIGPLAN,
-                        "-c",
-                        str(apply_config(root, options.shape)),
-                        "apply",
-                        "fresh",
-                    ],
-                    "alembic upgrade heads": [
-                        *ALEMBIC,
-                        "-c",
-                        str(apply_ini(root, db)),
-                        "upgrade",
-                        "heads",
-                    ],
-                }
-                for name, args in cmds.items():
-                    for old in dbdir.glob("apply.db*"):
-                        old.unlink()
-                    results.setdefault((name, n), []).append(cpu(args, root, apply_env))
+
+        def reset_sqlite() -> None:
+            for old in dbdir.glob("apply.db*"):
+                old.unlink()
+
         print(
-            f"shape {options.shape}; databases in {dbdir} (fsync {'free' if dbdir.parent == shm else 'paid'})"
+            f"shape {options.shape}; SQLite databases in {dbdir} "
+            f"(fsync {'free' if dbdir.parent == shm else 'paid'})"
         )
-        print(
-            f"{'command':24} {'CPU ' + str(small):>9} {'CPU ' + str(big):>9}  {'ms/step':>8} {'ms/run':>7}  {'peak MB':>7}"
-        )
-        for name in ("migplan apply", "alembic upgrade heads"):
-            c_small = statistics.median(r[0] for r in results[(name, small)])
-            c_big = statistics.median(r[0] for r in results[(name, big)])
-            slope = (c_big - c_small) / (big - small)
-            rss = max(r[2] for r in results[(name, big)]) / 1024
-            print(
-                f"{name:24} {c_small:8.3f}s {c_big:8.3f}s  {slope * 1000:8.3f} {(c_small - small * slope) * 1000:7.0f}  {rss:7.0f}"
-            )
+        split(roots, options.shape, options.repeat, reset_sqlite, apply_env, db, False)
+        if not options.no_pg and _pg_reachable():
+            name = f"migplan_profile_{os.getpid()}"
+            url = f"{PG_SERVER}/{name}"
+            print(f"\nPostgreSQL ({PG_SERVER}): wall - CPU is waiting on the server")
+            try:
+                split(
+                    roots,
+                    options.shape,
+                    options.repeat,
+                    lambda: _recreate_pg(name),
+                    {**env, "BENCH_URL": url},
+                    url,
+                    True,
+                )
+            finally:
+                _drop_pg(name)
 
         root = roots[big]
-        for old in dbdir.glob("apply.db*"):
-            old.unlink()
+        reset_sqlite()
         profile = out / f"apply-{options.shape}-{big}"
         _pyinstrument(
             profile,
