@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import heapq
+import itertools
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Sequence
@@ -89,12 +90,16 @@ class RevisionGraph:
         self.labels = labels
         """Branch labels, and the revision that carries each."""
         self.has_dependencies = bool(depends)
-        children: dict[str, list[str]] = {rev: [] for rev in down}
-        for rev, below in down.items():
+
+    @functools.cached_property
+    def children(self) -> dict[str, list[str]]:
+        """Each revision's children: the revisions whose down revisions name it."""
+        children: dict[str, list[str]] = {rev: [] for rev in self.down}
+        for rev, below in self.down.items():
             for parent in below:
                 if parent in children:
                     children[parent].append(rev)
-        self.children = children
+        return children
 
     @classmethod
     def trusted(
@@ -183,7 +188,8 @@ class RevisionGraph:
     @functools.cached_property
     def heads(self) -> Heads:
         """The head revisions of the graph (nothing is upgraded from them), sorted."""
-        return tuple(sorted(rev for rev, below in self.children.items() if not below))
+        below = set(itertools.chain.from_iterable(self.down.values()))
+        return tuple(sorted(rev for rev in self.down if rev not in below))
 
     def get(self, revision: str) -> RevisionFile:
         """Return the file of a full revision id."""
