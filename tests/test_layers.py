@@ -210,6 +210,19 @@ def python_output(code: str, cwd: Path | None = None) -> str:
     return out.stdout
 
 
+def after_command(args: list[str], report: str, cwd: Path) -> str:
+    """What a fresh interpreter prints with `report` once `migplan ARGS` has run
+    in it (and succeeded), in `cwd`."""
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from migplan.cli import cli\n"
+        f"result = CliRunner().invoke(cli, {args!r})\n"
+        "assert result.exit_code == 0, result.output\n"
+    )
+    return python_output(code + report, cwd)
+
+
 def test_help_imports_nothing_heavy():
     code = (
         "import sys\n"
@@ -254,18 +267,15 @@ def test_apply_loads_alembic_without_pygments(project, sqlite_url):
     from conftest import tables
 
     linear_project(project, sqlite_url, "a1", "b2")
-    code = (
-        "import sys\n"
-        "from click.testing import CliRunner\n"
-        "from migplan.cli import cli\n"
-        "result = CliRunner().invoke(cli, ['apply', 'dev', '--yes'])\n"
-        "assert result.exit_code == 0, result.output\n"
+    report = (
         "import mako.exceptions\n"
         "print(mako.exceptions.pygments_html_formatter)\n"
         "print(sorted(m for m in ('alembic', 'mako', 'pygments') if m in sys.modules))\n"
     )
     # Mako as it is without Pygments: no HTML formatter
-    assert python_output(code, project.root).splitlines() == [
+    assert after_command(
+        ["apply", "dev", "--yes"], report, project.root
+    ).splitlines() == [
         "None",
         "['alembic', 'mako']",
     ]
@@ -279,18 +289,14 @@ def test_apply_loads_the_renderers_it_prints_with_only(project, sqlite_url):
     from conftest import linear_project
 
     linear_project(project, sqlite_url, "a1", "b2")
-    code = (
-        "import sys\n"
-        "from click.testing import CliRunner\n"
-        "from migplan.cli import cli\n"
-        "result = CliRunner().invoke(cli, ['apply', 'dev', '--yes'])\n"
-        "assert result.exit_code == 0, result.output\n"
+    report = (
         "print(sorted(m for m in sys.modules if m.startswith('migplan.render.')))\n"
         "from migplan.render import plan_markdown, status_text\n"
         "from migplan import render\n"
         "print(render.lint_text.__module__, plan_markdown.__module__)\n"
     )
-    loaded, names = python_output(code, project.root).splitlines()
+    output = after_command(["apply", "dev", "--yes"], report, project.root)
+    loaded, names = output.splitlines()
     assert ast.literal_eval(loaded) == ["migplan.render.style", "migplan.render.text"]
     assert names == "migplan.render.lint migplan.render.markdown"
 
@@ -330,17 +336,13 @@ def test_a_config_checked_before_is_read_without_yaml(project, sqlite_url):
     from conftest import linear_project
 
     linear_project(project, sqlite_url, "a1", "b2")
-    code = (
-        "import sys\n"
-        "from click.testing import CliRunner\n"
-        "from migplan.cli import cli\n"
-        "result = CliRunner().invoke(cli, ['plan', 'dev'])\n"
-        "assert result.exit_code == 0, result.output\n"
-        "print(sorted(m for m in ('yaml', 'jsonschema') if m in sys.modules))\n"
-    )
+    report = "print(sorted(m for m in ('yaml', 'jsonschema') if m in sys.modules))\n"
 
-    assert python_output(code, project.root).strip() == "['jsonschema', 'yaml']"
-    assert python_output(code, project.root).strip() == "[]"
+    def loaded() -> str:
+        return after_command(["plan", "dev"], report, project.root).strip()
+
+    assert loaded() == "['jsonschema', 'yaml']"
+    assert loaded() == "[]"
     config = project.root / "migplan.yaml"
     config.write_text(config.read_text() + "# edited\n")
-    assert python_output(code, project.root).strip() == "['jsonschema', 'yaml']"
+    assert loaded() == "['jsonschema', 'yaml']"
