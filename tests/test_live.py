@@ -211,6 +211,42 @@ def test_when_the_retries_are_spent_apply_fails_cleanly_naming_the_blocker(
     assert outcome == "failed"
 
 
+def test_each_migration_runs_under_the_policys_timeouts(project, pg_url):
+    # every migration's transaction gets the ddl: timeouts, even after one that
+    # set its own for the session (SET LOCAL: one round trip, each migration)
+    log = (
+        "op.execute(\"INSERT INTO seen SELECT '{rev}', "
+        "current_setting('lock_timeout'), current_setting('statement_timeout')\")"
+    )
+    project.add_revision(
+        "r1", None, "op.execute('CREATE TABLE seen (rev text, lock text, stmt text)')"
+    )
+    project.add_revision(
+        "r2",
+        "r1",
+        log.format(rev="r2")
+        + "\nop.execute(\"SET lock_timeout = '7s'\")"
+        + "\nop.execute(\"SET statement_timeout = '9s'\")",
+    )
+    project.add_revision("r3", "r2", log.format(rev="r3"))
+    project.write_config(
+        f"""
+        environments:
+          dev:
+            url: {pg_url}
+            target: head
+            ddl: {{lock_timeout: 2, statement_timeout: 1.5m}}
+        """
+    )
+    done = run_process(project.root, "apply", "dev", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert query(pg_url, "SELECT * FROM seen ORDER BY rev") == [
+        ("r2", "2s", "90s"),
+        ("r3", "2s", "90s"),
+    ]
+    assert version_rows(pg_url) == ["r3"]
+
+
 def test_mariadb_sets_its_lock_waits_per_session_and_retries_a_clean_timeout(
     project, mysql_url
 ):

@@ -112,7 +112,10 @@ class DdlGuard:
         self._wake = threading.Condition()
         self._watcher: threading.Thread | None = None
         self._closed = False
+        self._sleeping_until: float | None = None
+        """When the watcher wakes by itself (None: it waits to be woken)."""
         self._pid = 0
+        self._set_local = _set_local(policy)
         self._listen()
 
     def _listen(self) -> None:
@@ -161,15 +164,9 @@ class DdlGuard:
 
     def migration_started(self, connection: Connection) -> None:
         """A migration begins, in its transaction on `connection`."""
-        if self.dialect == "postgresql":
-            policy = self.policy
-            if policy.lock_timeout is not None:
-                connection.exec_driver_sql(
-                    f"SET LOCAL lock_timeout = '{int(policy.lock_timeout * 1000)}ms'"
-                )
-            if policy.statement_timeout is not None:
-                limit = int(policy.statement_timeout * 1000)
-                connection.exec_driver_sql(f"SET LOCAL statement_timeout = '{limit}ms'")
+        if self.dialect == "postgresql" and self._set_local:
+            # SET LOCAL, for this migration's transaction, in one round trip
+            connection.exec_driver_sql(self._set_local).close()
         self.changed = self.committed = 0
         self.blockers = ()
         self._active = True
@@ -200,7 +197,10 @@ class DdlGuard:
                     target=self._watch, name="migplan-lock-watch", daemon=True
                 )
                 self._watcher.start()
-            self._wake.notify()
+            elif self._sleeping_until is None:
+                # a watcher asleep until a time wakes by itself, before this
+                # later due time, and sleeps on: a statement wakes no thread
+                self._wake.notify()
 
     def _after(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         if not self._active:
@@ -223,10 +223,12 @@ class DdlGuard:
         with self._wake:
             while not self._closed:
                 if self._due is None:
+                    self._sleeping_until = None
                     self._wake.wait()
                     continue
                 left = self._due - time.monotonic()
                 if left > 0:
+                    self._sleeping_until = self._due
                     self._wake.wait(left)
                     continue
                 self._due = None
@@ -258,6 +260,20 @@ class DdlGuard:
             return
         if found:
             self.blockers = found
+
+
+def _set_local(policy: DdlPolicy) -> str:
+    """The statement that sets a migration's lock and statement timeouts for its
+    own transaction (PostgreSQL), or "" when the policy sets neither."""
+    settings = []
+    if policy.lock_timeout is not None:
+        settings.append(("lock_timeout", int(policy.lock_timeout * 1000)))
+    if policy.statement_timeout is not None:
+        settings.append(("statement_timeout", int(policy.statement_timeout * 1000)))
+    if not settings:
+        return ""
+    calls = (f"set_config('{name}', '{ms}ms', true)" for name, ms in settings)
+    return "SELECT " + ", ".join(calls)
 
 
 def is_lock_timeout(err: BaseException) -> bool:
