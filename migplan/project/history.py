@@ -1,8 +1,9 @@
 """A project's revision graph, read from its migrations folder and cached.
 
 Two cache entries per folder: a snapshot of the validated graph, used as it is when
-no file changed (the digest of their paths, sizes, mtimes and inodes says so), and each file's details
-(identifiers, docstring, checksum), used for the files that did not change.
+no file changed (the digest of their paths, sizes, mtimes and inodes says so), and
+each file's details (identifiers, docstring, checksum), used for the files that did
+not change.
 """
 
 from __future__ import annotations
@@ -153,7 +154,7 @@ def _load_cached(
     """Build the graph, reusing what the cache knows of unchanged files.
 
     Two cache entries: a snapshot of the validated graph, used as it is when no
-    file changed (their size, mtime and inode say so), and each file's details
+    file changed (the digest of the listing says so), and each file's details
     (identifiers, docstring, checksum), used for the files that did not change.
     """
     key = cache_key(migrations)
