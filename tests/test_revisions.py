@@ -80,10 +80,11 @@ def _graph(project):
     return load_config(project.root / "migplan.yaml").graph
 
 
-def test_the_listing_takes_the_files_alembic_would(project, sqlite_url, tmp_path):
+def test_the_listing_takes_revision_files_only(project, sqlite_url, tmp_path):
     # a revision linked in from elsewhere counts; a dangling link, a folder named
-    # like a revision, __init__.py, an editor's .# lock and other files do not;
-    # and the paths are those of the folder, twice over (from the cache)
+    # like a revision, __init__.py, an editor's .# lock and other files do not
+    # (as before the listing used a folder descriptor); and the paths are those
+    # in the folder, read twice (the second time from the cache)
     linear_project(project, sqlite_url, "a1")
     elsewhere = project.add_revision("c3", "a1")
     target = tmp_path / "kept" / elsewhere.name
