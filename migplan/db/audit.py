@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import getpass
 import json
 import os
-import socket
-import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -42,10 +39,18 @@ def actor() -> str:
     name = os.environ.get("MIGPLAN_ACTOR")
     if name:
         return name
+    import getpass  # a run that writes the trail only, not every command
+
     try:
         return getpass.getuser()
     except (KeyError, OSError):
         return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+
+
+def _hostname() -> str:
+    import socket  # a run that writes the trail only, not every command
+
+    return socket.gethostname()
 
 
 def now() -> str:
@@ -117,6 +122,8 @@ class AuditTrail:
         self.environment = environment
         self.action = action
         self.marks_steps = not session.url.transactional_ddl
+        import uuid  # a run that writes the trail only, not every command
+
         self.run_id = str(uuid.uuid4())
         self.steps: list[dict[str, object] | str] = []
         """The run's steps: the one running (or failed) as a dict, each done one
@@ -195,7 +202,7 @@ class AuditTrail:
                 environment=self.environment,
                 action=self.action,
                 actor=actor(),
-                host=socket.gethostname(),
+                host=_hostname(),
                 pid=os.getpid(),
                 migplan_version=__version__,
                 started_at=now(),
