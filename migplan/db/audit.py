@@ -12,6 +12,7 @@ import datetime as dt
 import functools
 import json
 import os
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -122,8 +123,6 @@ class AuditTrail:
         self.environment = environment
         self.action = action
         self.marks_steps = not session.url.transactional_ddl
-        import uuid  # a run that writes the trail only, not every command
-
         self.run_id = str(uuid.uuid4())
         self.steps: list[dict[str, object] | str] = []
         """The run's steps: the one running (or failed) as a dict, each done one

@@ -24,8 +24,6 @@ if TYPE_CHECKING:
 
 SCHEMA_PATH = Path(__file__).with_name("migplan.schema.json")
 
-"""A variable reference in a URL: ${NAME} or ${NAME:-default}."""
-
 
 @functools.cache
 def schema() -> dict[str, object]:
